@@ -1,0 +1,78 @@
+"""Loading encoders and tokenizers safely, and the small model surgery the trainers need.
+
+Weights load only from safetensors unless the user opts in to pickle files (``allow_pickle_weights``);
+``trust_remote_code`` is never set. A local directory without weights, or a tokenizer that does not fit the
+model, is reported before any training starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel
+
+from amber_align.errors import ConfigError, DataFormatError
+from amber_align.logging_utils import get_logger
+
+__all__ = ["load_encoder", "load_tokenizer", "freeze_pooler", "select_hidden"]
+
+logger = get_logger(__name__)
+
+
+def _check_local_weights(path: Path, allow_pickle: bool) -> None:
+    if not path.is_dir():
+        return
+    if not (path / "config.json").exists():
+        raise DataFormatError("not a model directory: config.json is missing", path=path)
+    safe = list(path.glob("*.safetensors")) or list(path.glob("*.safetensors.index.json"))
+    pickled = list(path.glob("*.bin")) + list(path.glob("*.bin.index.json"))
+    if safe:
+        return
+    if pickled and not allow_pickle:
+        raise DataFormatError(
+            f"only pickle-based weights found ({', '.join(p.name for p in pickled)}); pickle files can run code "
+            "when loaded. Convert them to safetensors, or pass allow_pickle_weights=true if you trust the file",
+            path=path,
+        )
+    if not pickled:
+        raise DataFormatError("no model weights found (expected model.safetensors)", path=path)
+
+
+def load_encoder(name_or_path: str, *, allow_pickle_weights: bool = False, **kwargs: Any) -> PreTrainedModel:
+    """Load a plain encoder (``BertModel``, ``XLMRobertaModel``, …) with ``AutoModel``, safetensors only by default."""
+    _check_local_weights(Path(name_or_path), allow_pickle_weights)
+    return AutoModel.from_pretrained(
+        name_or_path, use_safetensors=None if allow_pickle_weights else True, trust_remote_code=False, **kwargs
+    )
+
+
+def load_tokenizer(name_or_path: str) -> Any:
+    """Load a fast tokenizer; mBERT-style vocabularies keep their case (``do_lower_case`` from the saved config)."""
+    tok = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
+    if not getattr(tok, "is_fast", False):
+        raise ConfigError(f"{name_or_path}: a fast tokenizer is required (word_ids() gives word spans)")
+    return tok
+
+
+def freeze_pooler(model: torch.nn.Module) -> int:
+    """Freeze the unused pooler (kept so the checkpoint stays a complete BertModel); returns #params frozen.
+
+    Unused trainable parameters would make DDP wait for gradients that never come.
+    """
+    pooler = getattr(model, "pooler", None)
+    if pooler is None:
+        return 0
+    n = 0
+    for p in pooler.parameters():
+        p.requires_grad_(False)
+        n += p.numel()
+    return n
+
+
+def select_hidden(outputs: Any, layer: int) -> torch.Tensor:
+    """``last_hidden_state`` for ``layer == -1``, else ``hidden_states[layer]`` (0 = embeddings)."""
+    if layer == -1:
+        return outputs.last_hidden_state
+    return outputs.hidden_states[layer]

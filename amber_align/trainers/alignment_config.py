@@ -1,0 +1,116 @@
+"""``AlignmentConfig``: the ``TrainingArguments`` fields every alignment method shares (model, data, words, links).
+
+Method configs (``CaoConfig``, …) subclass it, add their loss fields and change defaults to the paper's recipe.
+Every field has ``help``; ``__post_init__`` checks types and values and names the bad value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import TrainingArguments
+
+from amber_align.errors import ConfigError
+from amber_align.losses.pooling import POOLING_MODES
+from amber_align.trainers.config_utils import check_choice, check_range, validate_fields
+
+__all__ = ["AlignmentConfig", "SYMMETRIZATIONS"]
+
+SYMMETRIZATIONS = ("intersection", "union", "grow-diag", "grow-diag-final", "grow-diag-final-and")
+
+# Fields declared here (type-checked in __post_init__; TrainingArguments checks its own).
+_OWN_FIELDS = (
+    "method", "model_name_or_path", "tokenizer_name_or_path", "train_data", "eval_data", "eval_split_size",
+    "dedup_eval_files", "max_length", "max_words", "pretokenized", "symmetrization", "one_to_one",
+    "drop_identical_links", "special_token_links", "alignment_cache_dir", "anchor_language", "layer", "pooling",
+    "allow_pickle_weights",
+)
+
+
+@dataclass
+class AlignmentConfig(TrainingArguments):
+    """Shared fields of the alignment trainers (see DESIGN.md "Data flow")."""
+
+    method: str = field(default="cao", metadata={"help": "Alignment method; `amber-align align` dispatches on it."})
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Encoder to align: a Hub id (e.g. bert-base-multilingual-cased) or a local directory."},
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None, metadata={"help": "Tokenizer (default: the model's). Must match the model's vocabulary."}
+    )
+    train_data: list[dict[str, Any]] = field(
+        default_factory=list,
+        metadata={"help": "Parallel sources, one per language pair: dicts with the fields of "
+                          "amber_align.data.parallel.ParallelSource (src_file/tgt_file | file | dataset, src_lang, "
+                          "tgt_lang, alignments, max_pairs, ...)."},
+    )
+    eval_data: list[dict[str, Any]] = field(
+        default_factory=list, metadata={"help": "Held-out parallel sources for eval losses (same form as train_data)."}
+    )
+    eval_split_size: float = field(
+        default=0.0,
+        metadata={"help": "Hold out this many pairs (>= 1) or this fraction (< 1) of the training pairs for eval "
+                          "losses, when eval_data is empty. 0 = none."},
+    )
+    dedup_eval_files: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Evaluation text files (e.g. Tatoeba XSR); training pairs with either side in them "
+                          "(whitespace/case-normalised) are dropped and counted."},
+    )
+    max_length: int = field(
+        default=128, metadata={"help": "Pairs with a side over this many subwords are skipped (never truncated)."}
+    )
+    max_words: int = field(
+        default=64, metadata={"help": "Pairs with a side over this many words are skipped (Cao: 64)."}
+    )
+    pretokenized: bool = field(
+        default=False, metadata={"help": "Text is already word-tokenized: split words on whitespace only."}
+    )
+    symmetrization: str = field(
+        default="intersection",
+        metadata={"help": f"How forward and reverse eflomal links are combined when the package aligns the corpus "
+                          f"itself: one of {SYMMETRIZATIONS}."},
+    )
+    one_to_one: bool = field(default=True, metadata={"help": "Keep only one-to-one links (Cao)."})
+    drop_identical_links: bool = field(
+        default=False, metadata={"help": "Drop links whose two words are the same string (Efimov's recipe: on)."}
+    )
+    special_token_links: bool = field(
+        default=True, metadata={"help": "Add [CLS]↔[CLS] and [SEP]↔[SEP] (<s>, </s> for XLM-R) as links (Cao)."}
+    )
+    alignment_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "Where eflomal alignments computed by the package are cached "
+                          "(default: ~/.cache/amber_align/alignments)."},
+    )
+    anchor_language: str = field(
+        default="en", metadata={"help": "The language that plays 'English' in the losses, whichever column it is in."}
+    )
+    layer: int = field(
+        default=-1, metadata={"help": "Hidden layer whose vectors are aligned: -1 = last, k = hidden_states[k]."}
+    )
+    pooling: str = field(
+        default="mean", metadata={"help": f"Word vector from its subwords: one of {POOLING_MODES} (Cao: last)."}
+    )
+    allow_pickle_weights: bool = field(
+        default=False,
+        metadata={"help": "Allow loading pickle-based .bin weights (unsafe: only for files you trust). "
+                          "By default only safetensors are loaded."},
+    )
+
+    def __post_init__(self) -> None:
+        validate_fields(self, _OWN_FIELDS)
+        owner = type(self).__name__
+        check_choice(owner, "pooling", self.pooling, POOLING_MODES)
+        check_choice(owner, "symmetrization", self.symmetrization, SYMMETRIZATIONS)
+        check_range(owner, "max_length", self.max_length, low=2)
+        check_range(owner, "max_words", self.max_words, low=1)
+        check_range(owner, "eval_split_size", self.eval_split_size, low=0)
+        for i, src in enumerate(self.train_data + self.eval_data):
+            if not isinstance(src, dict):
+                raise ConfigError(f"{owner}.train_data/eval_data[{i}]: expected a mapping of source fields, got {src!r}")
+        # our trainers compute their own loss from custom columns: keep them for the collator
+        self.remove_unused_columns = False
+        super().__post_init__()

@@ -1,0 +1,160 @@
+"""``AlignmentTrainer``: what every alignment trainer shares on top of ``transformers.Trainer``.
+
+- Loss parts: ``compute_loss_parts`` (implemented by each method) returns a dict of named, weighted tensors; they
+  are summed and backpropagated once, and each part is logged in ``log()`` as its mean over the logging window and
+  over processes (the same way the Trainer reports ``loss``).
+- Normalisation (DESIGN.md "Normalisation"): each part is a mean over its items counted globally. The counts named
+  in ``count_keys`` are summed over the gradient-accumulation window and gathered over processes in
+  ``_get_num_items_in_batch``; parts divide by them and the loss is multiplied by the number of processes (DDP
+  averages gradients), so GA and DDP give the gradient of one big batch.
+- Data order: one batch from every language pair per step (``MultiPairBatchSampler``), resumable.
+- A frozen teacher, when a method needs one, is loaded separately, frozen, prepared with
+  ``accelerator.prepare_model(..., evaluation_mode=True)`` and never saved: it is not a submodule of the model.
+- Eval: ``prediction_step`` returns the summed loss; ``evaluate`` also reports ``eval_<part>`` for every part.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import Trainer
+
+from amber_align.logging_utils import get_logger
+from amber_align.modeling import freeze_pooler, load_encoder
+from amber_align.trainers.sampler import MultiPairBatchSampler
+
+__all__ = ["AlignmentTrainer"]
+
+logger = get_logger(__name__)
+
+
+class AlignmentTrainer(Trainer):
+    """Base class; subclasses implement ``compute_loss_parts`` and set ``count_keys``."""
+
+    #: batch keys holding item counts that parts are normalised by (summed over GA window and processes)
+    count_keys: tuple[str, ...] = ()
+    #: parts divide by global counts themselves: the Trainer must not divide by GA steps again
+    loss_is_scaled_for_ga = True
+
+    def __init__(self, *args: Any, teacher: torch.nn.Module | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False
+        frozen = freeze_pooler(self.model)
+        if frozen:
+            logger.info(f"pooler frozen ({frozen} parameters): unused by alignment, kept in the checkpoint")
+        self._train_parts: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
+        self._parts_last_step = 0
+        self._eval_parts: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self.teacher = self._prepare_teacher(teacher) if self.needs_teacher() else None
+
+    # ----- teacher -------------------------------------------------------------------------------------------
+    def needs_teacher(self) -> bool:
+        """Whether this method uses the frozen original model."""
+        return False
+
+    def _prepare_teacher(self, teacher: torch.nn.Module | None) -> torch.nn.Module:
+        if teacher is None:
+            path = getattr(self.args, "model_name_or_path", None)
+            if path is None:
+                raise ValueError("a frozen teacher is needed: pass teacher= or set model_name_or_path in the config")
+            teacher = load_encoder(path, allow_pickle_weights=getattr(self.args, "allow_pickle_weights", False))
+        if teacher is self.model:
+            raise ValueError("the teacher must be a separate model object, not the trained model")
+        teacher.eval()
+        teacher.requires_grad_(False)
+        return self.accelerator.prepare_model(teacher, evaluation_mode=True)
+
+    # ----- counts ----------------------------------------------------------------------------------------------
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> dict[str, torch.Tensor] | None:
+        if not self.count_keys or not batch_samples:
+            return None
+        local = torch.stack(
+            [torch.as_tensor(float(sum(int(b[k]) for b in batch_samples)), device=device) for k in self.count_keys]
+        )
+        total = self.accelerator.gather(local.unsqueeze(0)).sum(0) if self.accelerator.num_processes > 1 else local
+        return dict(zip(self.count_keys, total))
+
+    # ----- loss ------------------------------------------------------------------------------------------------
+    def compute_loss_parts(
+        self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], counts: dict[str, torch.Tensor] | None
+    ) -> dict[str, torch.Tensor]:
+        """Return named, weighted loss parts; each is a sum over items divided by ``counts`` (or local counts)."""
+        raise NotImplementedError
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        parts = self.compute_loss_parts(model, inputs, num_items_in_batch)
+        # with global counts each process holds (its items)/(all items); DDP averages gradients over processes
+        scale = self.accelerator.num_processes if num_items_in_batch is not None else 1
+        loss = sum(parts.values()) * scale
+        if model.training:
+            for name, value in parts.items():
+                self._train_parts[name] = self._train_parts[name] + value.detach() * scale
+        return (loss, parts) if return_outputs else loss
+
+    # ----- logging ---------------------------------------------------------------------------------------------
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._train_parts:
+            steps = max(self.state.global_step - self._parts_last_step, 1)
+            names = sorted(self._train_parts)
+            values = torch.stack([self._train_parts[n] for n in names])
+            values = self.accelerator.gather(values.unsqueeze(0)).mean(0) if self.accelerator.num_processes > 1 else values
+            for n, v in zip(names, values.tolist()):
+                logs[n] = round(v / steps, 6)
+            self._train_parts.clear()
+            self._parts_last_step = self.state.global_step
+        super().log(logs, start_time)
+
+    # ----- data ------------------------------------------------------------------------------------------------
+    def _length_of_rows(self, dataset: Any) -> list[int] | None:
+        if "x_input_ids" in dataset.column_names and "y_input_ids" in dataset.column_names:
+            return [len(a) + len(b) for a, b in zip(dataset["x_input_ids"], dataset["y_input_ids"])]
+        return None
+
+    def get_train_dataloader(self) -> DataLoader:
+        if self.train_dataset is None:
+            raise ValueError("training requires a train_dataset")
+        ds = self.train_dataset
+        pairs = ds["pair"] if "pair" in ds.column_names else ["all"] * len(ds)
+        group = self.args.train_sampling_strategy == "group_by_length"
+        sampler = MultiPairBatchSampler(
+            pairs,
+            self.args.per_device_train_batch_size,
+            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+            lengths=self._length_of_rows(ds) if group else None,
+            group_by_length=group,
+            drop_last=self.args.dataloader_drop_last,
+        )
+        loader = DataLoader(
+            ds,
+            batch_sampler=sampler,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory,
+            persistent_workers=self.args.dataloader_persistent_workers and self.args.dataloader_num_workers > 0,
+        )
+        return self.accelerator.prepare(loader)
+
+    # ----- evaluation ------------------------------------------------------------------------------------------
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            parts = self.compute_loss_parts(model, inputs, None)
+        for name, value in parts.items():
+            self._eval_parts[name].append(value.detach())
+        loss = sum(parts.values()).detach()
+        return loss, None, None
+
+    def evaluation_loop(self, *args: Any, **kwargs: Any):
+        self._eval_parts.clear()
+        output = super().evaluation_loop(*args, **kwargs)
+        prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
+        for name, values in sorted(self._eval_parts.items()):
+            mean = torch.stack(values).mean()
+            if self.accelerator.num_processes > 1:
+                mean = self.accelerator.gather(mean.unsqueeze(0)).mean()
+            output.metrics[f"{prefix}_{name}"] = round(mean.item(), 6)
+        self._eval_parts.clear()
+        return output

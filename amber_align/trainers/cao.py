@@ -1,0 +1,117 @@
+"""Cao-style alignment: ``CaoConfig`` (with Cao's recipe as defaults) and ``CaoTrainer``.
+
+Each step encodes the foreign sentences s and the anchor sentences t with the trained model f (one forward over
+both, padded together), encodes t with the frozen original f0 under ``no_grad``, pools the linked words, and
+computes ``CaoLoss``: aligned-word MSE + λ · anchor MSE (DESIGN.md "Cao-style adjustment").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from amber_align.losses.cao import CaoLoss
+from amber_align.losses.pooling import pool_segments
+from amber_align.modeling import select_hidden
+from amber_align.trainers.alignment_config import AlignmentConfig
+from amber_align.trainers.alignment_trainer import AlignmentTrainer
+from amber_align.trainers.config_utils import check_choice, check_range, validate_fields
+from amber_align.trainers.pair_collator import AlignedPairCollator
+
+__all__ = ["CaoConfig", "CaoTrainer", "ANCHOR_MODES"]
+
+ANCHOR_MODES = ("frozen", "current")
+
+
+@dataclass
+class CaoConfig(AlignmentConfig):
+    """Cao et al. (2020) alignment; defaults follow their optimiser recipe (Adam β=(0.9, 0.98), ε=1e-9, lr 5e-5,
+    linear warm-up over the first 10 % then constant, 1 epoch, no weight decay, batch 8 per language)."""
+
+    method: str = field(default="cao", metadata={"help": "Alignment method; 'cao' for this config."})
+    anchor: str = field(
+        default="frozen",
+        metadata={"help": "Target of the aligned-word term for the anchor side: 'frozen' = f0(t) (Cao's code) or "
+                          "'current' = f(t), with gradient (Efimov's code)."},
+    )
+    anchor_weight: float = field(default=1.0, metadata={"help": "λ: weight of the anchor (regularisation) MSE."})
+    link_weight: float = field(default=1.0, metadata={"help": "Weight of the aligned-word MSE."})
+    pooling: str = field(default="mean", metadata={"help": "Word vector from subwords: first | last (Cao) | mean (Efimov)."})
+    # Cao's optimiser recipe as defaults
+    learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate (Cao: 5e-5)."})
+    adam_beta2: float = field(default=0.98, metadata={"help": "Adam β2 (Cao: 0.98)."})
+    adam_epsilon: float = field(default=1e-9, metadata={"help": "Adam ε (Cao: 1e-9)."})
+    weight_decay: float = field(default=0.0, metadata={"help": "Weight decay (Cao: none)."})
+    lr_scheduler_type: str = field(
+        default="constant_with_warmup", metadata={"help": "Schedule (Cao: linear warm-up, then constant)."}
+    )
+    warmup_steps: float = field(
+        default=0.1, metadata={"help": "Warm-up: a ratio of training steps in [0, 1) or a number of steps (Cao: 10 %)."}
+    )
+    num_train_epochs: float = field(default=1.0, metadata={"help": "Epochs over the largest language pair (Cao: 1)."})
+    per_device_train_batch_size: int = field(
+        default=8, metadata={"help": "Pairs per language pair per step, per device (Cao: 8; Efimov: 32)."}
+    )
+
+    def __post_init__(self) -> None:
+        validate_fields(self, ("anchor", "anchor_weight", "link_weight"))
+        check_choice(type(self).__name__, "method", self.method, ("cao",))
+        check_choice(type(self).__name__, "anchor", self.anchor, ANCHOR_MODES)
+        check_range(type(self).__name__, "anchor_weight", self.anchor_weight, low=0)
+        check_range(type(self).__name__, "link_weight", self.link_weight, low=0)
+        super().__post_init__()
+
+
+class CaoTrainer(AlignmentTrainer):
+    """Trainer for ``CaoConfig``. Pass the model to align as ``model``; the frozen original is loaded from
+    ``args.model_name_or_path`` unless given as ``teacher`` (a separate object, never the trained model).
+
+    The training dataset is the output of ``amber_align.data.encoding.encode_aligned_pairs``.
+    """
+
+    count_keys = ("num_links", "num_anchor_tokens")
+
+    def __init__(self, model=None, args: CaoConfig | None = None, data_collator=None, processing_class=None,
+                 teacher: torch.nn.Module | None = None, **kwargs: Any):
+        if args is None:
+            raise ValueError("CaoTrainer needs args=CaoConfig(...)")
+        if data_collator is None:
+            if processing_class is None:
+                raise ValueError("CaoTrainer needs processing_class (the tokenizer) or a data_collator")
+            data_collator = AlignedPairCollator(pad_token_id=processing_class.pad_token_id, pooling=args.pooling)
+        super().__init__(model=model, args=args, data_collator=data_collator, processing_class=processing_class,
+                         teacher=teacher, **kwargs)
+        self.loss_fn = CaoLoss(link_weight=args.link_weight, anchor_weight=args.anchor_weight)
+
+    def needs_teacher(self) -> bool:
+        return True
+
+    def compute_loss_parts(self, model, inputs, counts):
+        input_ids, attention_mask = inputs["input_ids"], inputs["attention_mask"]
+        b = input_ids.shape[0] // 2
+        need_states = self.args.layer != -1
+        out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=need_states)
+        hidden = select_hidden(out, self.args.layer)
+        with torch.no_grad():
+            t_out = self.teacher(input_ids=input_ids[b:], attention_mask=attention_mask[b:],
+                                 output_hidden_states=need_states)
+            frozen = select_hidden(t_out, self.args.layer).to(hidden.dtype)
+        n_links = int(inputs["num_links"])
+        foreign = pool_segments(hidden, inputs["x_link_token_index"], inputs["x_link_segment_index"],
+                                inputs["x_link_weight"], n_links)
+        # anchor-side link positions index rows b..2b-1 of the joint batch; the teacher batch holds only those rows
+        if self.args.anchor == "frozen":
+            offset = b * hidden.shape[1]
+            anchor_words = pool_segments(frozen, inputs["y_link_token_index"] - offset,
+                                         inputs["y_link_segment_index"], inputs["y_link_weight"], n_links)
+        else:
+            anchor_words = pool_segments(hidden, inputs["y_link_token_index"], inputs["y_link_segment_index"],
+                                         inputs["y_link_weight"], n_links)
+        mask = attention_mask[b:].bool()
+        return self.loss_fn(
+            foreign, anchor_words, hidden[b:][mask], frozen[mask],
+            num_links=None if counts is None else counts["num_links"],
+            num_anchor_tokens=None if counts is None else counts["num_anchor_tokens"],
+        )
