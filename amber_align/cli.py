@@ -1,0 +1,163 @@
+"""``amber-align`` command line: the one place that parses arguments into configs and prints for a person.
+
+Subcommands: ``align`` (train an alignment method from a YAML config plus ``--field value`` overrides),
+``demo`` (the offline demo), ``word-align`` (eflomal alignments of a corpus), ``aer`` (score alignments against
+gold), ``evaluate`` (zero-shot evaluations; ``--task xsr`` for now). Errors of the package (bad files, bad config,
+missing extras) print one ``error:`` line and exit with status 2; nothing is printed as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from amber_align.errors import AmberAlignError
+
+__all__ = ["main", "build_parser"]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("amber_align").setLevel(logging.INFO)
+
+
+def cmd_align(args: argparse.Namespace, extra: list[str]) -> int:
+    from amber_align.config_io import load_config
+    from amber_align.pipeline import run_alignment
+
+    config = load_config(args.config, extra)
+    trainer = run_alignment(config)
+    if trainer.is_world_process_zero():
+        print(f"saved aligned encoder to {config.output_dir}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
+    from amber_align.demo import run_demo
+
+    result = run_demo(output_dir=args.output_dir, overrides=extra, eval_sentences=args.eval_sentences)
+    print(result["table"])
+    print(f"\naligned model saved to {result['output_dir']}")
+    return 0
+
+
+def cmd_word_align(args: argparse.Namespace, extra: list[str]) -> int:
+    from amber_align.data.alignments import write_pharaoh
+    from amber_align.data.eflomal_aligner import word_align
+    from amber_align.data.parallel import ParallelSource, load_parallel
+
+    if extra:
+        raise_unknown(extra)
+    source = ParallelSource(src_file=args.src_file, tgt_file=args.tgt_file, file=args.file,
+                            src_lang=args.src_lang or "src", tgt_lang=args.tgt_lang or "tgt")
+    ds = load_parallel(source, max_words=None, pretokenized=args.pretokenized, keep_empty=True)
+    fwd, rev, sym = word_align(ds["src_words"], ds["tgt_words"], method=args.symmetrization, model=args.model)
+    prefix = Path(args.out)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    outputs = {"fwd": fwd, "rev": rev, args.symmetrization: sym}
+    for suffix, links in outputs.items():
+        write_pharaoh(f"{prefix}.{suffix}", links)
+    print("wrote " + ", ".join(f"{prefix}.{s}" for s in outputs) + f" ({len(sym)} lines, 0-based src-tgt)")
+    return 0
+
+
+def cmd_aer(args: argparse.Namespace, extra: list[str]) -> int:
+    from amber_align.data.aer import alignment_scores
+    from amber_align.data.alignments import read_gold_alignments, read_pharaoh
+
+    if extra:
+        raise_unknown(extra)
+    sure, possible = read_gold_alignments(args.gold, one_based=not args.gold_zero_based)
+    pred = read_pharaoh(args.pred, one_based=args.pred_one_based, expected_lines=len(sure))
+    scores = alignment_scores(pred, sure, possible)
+    print(json.dumps({k: round(100 * v, 2) for k, v in scores.items()}, indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
+    from amber_align.modeling import load_encoder, load_tokenizer
+    from amber_align.tasks.retrieval import evaluate_tatoeba, format_retrieval_table
+
+    if extra:
+        raise_unknown(extra)
+    tokenizer = load_tokenizer(args.model)
+    model = load_encoder(args.model)
+    langs = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
+    scores = evaluate_tatoeba(model, tokenizer, langs, args.data_dir, layer=args.layer,
+                              max_sentences=args.max_sentences)
+    print(format_retrieval_table(scores))
+    if args.output:
+        Path(args.output).write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def raise_unknown(extra: Sequence[str]) -> None:
+    from amber_align.errors import ConfigError
+
+    raise ConfigError(f"unrecognized arguments: {' '.join(extra)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="amber-align", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("align", help="align an encoder on parallel data (config YAML + --field value overrides)")
+    p.add_argument("--config", help="YAML file with the method's config fields (see recipes/)")
+    p.set_defaults(func=cmd_align)
+
+    p = sub.add_parser("demo", help="offline demo: Cao alignment of MiniLM on bundled Tatoeba data, P@1 before/after")
+    p.add_argument("--output_dir", default="amber-align-demo", help="where the aligned model is saved")
+    p.add_argument("--eval_sentences", type=int, default=None, help="evaluate on the first N Tatoeba pairs only")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("word-align", help="eflomal word alignments (extra 'align'): forward, reverse, symmetrised")
+    p.add_argument("--src_file", help="source side, one sentence per line (with --tgt_file)")
+    p.add_argument("--tgt_file", help="target side, line-aligned with --src_file")
+    p.add_argument("--file", help="one file of 'src ||| tgt' lines (or TSV/JSONL with src/tgt columns)")
+    p.add_argument("--src_lang", default=None, help="source language code (optional)")
+    p.add_argument("--tgt_lang", default=None, help="target language code (optional)")
+    p.add_argument("--out", required=True, help="output prefix: writes PREFIX.fwd, PREFIX.rev, PREFIX.<method>")
+    p.add_argument("--symmetrization", default="intersection",
+                   choices=["intersection", "union", "grow-diag", "grow-diag-final", "grow-diag-final-and"])
+    p.add_argument("--model", type=int, default=3, choices=[1, 2, 3], help="eflomal model (3 = IBM1+HMM+fertility)")
+    p.add_argument("--pretokenized", action="store_true", help="text is word-tokenized: split on whitespace only")
+    p.set_defaults(func=cmd_word_align)
+
+    p = sub.add_parser("aer", help="AER / precision / recall of a Pharaoh file against gold")
+    p.add_argument("--pred", required=True, help="predicted links, Pharaoh i-j (0-based unless --pred_one_based)")
+    p.add_argument("--gold", required=True, help="gold links (1-based, 'p' = possible, unless --gold_zero_based)")
+    p.add_argument("--pred_one_based", action="store_true")
+    p.add_argument("--gold_zero_based", action="store_true")
+    p.set_defaults(func=cmd_aer)
+
+    p = sub.add_parser("evaluate", help="zero-shot evaluation of a model without training")
+    p.add_argument("--task", required=True, choices=["xsr"], help="xsr = Tatoeba sentence retrieval")
+    p.add_argument("--model", required=True, help="model directory or Hub id")
+    p.add_argument("--languages", required=True, help="comma-separated codes, e.g. es,de,fr")
+    p.add_argument("--data_dir", required=True, help="folder with tatoeba.xxx-eng.{xxx,eng} files")
+    p.add_argument("--layer", type=int, default=-1, help="hidden layer for mean pooling (-1 = last)")
+    p.add_argument("--max_sentences", type=int, default=None)
+    p.add_argument("--output", default=None, help="write the scores as JSON here")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args, extra)
+    except AmberAlignError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

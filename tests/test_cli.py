@@ -1,0 +1,131 @@
+"""The amber-align command line: end-to-end align, word-align, aer, evaluate, and bad-input exits."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+import yaml
+from helpers import tiny_model_dir
+from transformers import AutoModel, AutoTokenizer
+
+from amber_align.cli import main
+from amber_align.demo import demo_dir
+
+DATA = demo_dir() / "data"
+
+
+def _config(tmp_path, model_dir, **fields):
+    values = {
+        "method": "cao", "model_name_or_path": str(model_dir), "output_dir": str(tmp_path / "out"),
+        "train_data": [{"file": str(DATA / "de-en.txt"), "format": "bar", "src_lang": "de", "tgt_lang": "en",
+                        "alignments": str(DATA / "de-en.pharaoh"), "max_pairs": 24},
+                       {"file": str(DATA / "fr-en.txt"), "format": "bar", "src_lang": "fr", "tgt_lang": "en",
+                        "alignments": str(DATA / "fr-en.pharaoh"), "max_pairs": 16}],
+        "pretokenized": True, "max_steps": 2, "per_device_train_batch_size": 4, "eval_split_size": 4,
+        "use_cpu": True, "report_to": [], "save_strategy": "no", "logging_steps": 1,
+    }
+    values.update(fields)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(values), encoding="utf-8")
+    return path
+
+
+def test_align_end_to_end_checkpoint_loads(tmp_path, capsys):
+    d = tiny_model_dir("xlmr", tmp_path / "tiny")
+    cfg = _config(tmp_path, d)
+    assert main(["align", "--config", str(cfg), "--learning_rate", "1e-4"]) == 0
+    out = tmp_path / "out"
+    model = AutoModel.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert type(model).__name__ == "XLMRobertaModel"
+    with torch.no_grad():
+        model(**tok(["Guten Morgen"], return_tensors="pt"))
+    assert (out / "eval_results.json").exists()
+    assert "saved aligned encoder" in capsys.readouterr().out
+
+
+def test_align_mismatched_corpus_names_both_files_and_counts(tmp_path, capsys):
+    d = tiny_model_dir("mbert", tmp_path / "tiny")
+    (tmp_path / "a.de").write_text("eins\nzwei\ndrei\n", encoding="utf-8")
+    (tmp_path / "b.en").write_text("one\ntwo\n", encoding="utf-8")
+    cfg = _config(tmp_path, d, train_data=[{"src_file": str(tmp_path / "a.de"), "tgt_file": str(tmp_path / "b.en"),
+                                            "src_lang": "de", "tgt_lang": "en"}])
+    assert main(["align", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error:")
+    assert "a.de" in err and "b.en" in err and "3" in err and "2" in err
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_align_unknown_field_exits_2(tmp_path, capsys):
+    d = tiny_model_dir("mbert", tmp_path / "tiny")
+    cfg = _config(tmp_path, d)
+    assert main(["align", "--config", str(cfg), "--pooling_mode", "mean"]) == 2
+    assert "unknown field 'pooling_mode'" in capsys.readouterr().err
+
+
+def test_align_tokenizer_that_does_not_fit_the_model(tmp_path, capsys):
+    from helpers import mbert_tokenizer
+    from transformers import BertConfig, BertModel
+
+    d = tmp_path / "small-vocab"
+    BertModel(BertConfig(vocab_size=1000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(d)
+    mbert_tokenizer().save_pretrained(d)
+    cfg = _config(tmp_path, d)
+    assert main(["align", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "1000" in err and "119547" in err
+
+
+def test_align_without_links_needs_eflomal_and_says_how(tmp_path, capsys, monkeypatch):
+    d = tiny_model_dir("mbert", tmp_path / "tiny")
+    cfg = _config(tmp_path, d, train_data=[{"file": str(DATA / "es-en.txt"), "format": "bar", "src_lang": "es",
+                                            "tgt_lang": "en", "max_pairs": 8}],
+                  alignment_cache_dir=str(tmp_path / "cache"))
+    monkeypatch.setitem(sys.modules, "eflomal", None)  # as if the 'align' extra were not installed
+    assert main(["align", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "word-align" in err and "amber-align[align]" in err
+
+
+def test_align_without_links_runs_eflomal_and_caches(tmp_path):
+    pytest.importorskip("eflomal")
+    d = tiny_model_dir("mbert", tmp_path / "tiny")
+    cfg = _config(tmp_path, d, train_data=[{"file": str(DATA / "es-en.txt"), "format": "bar", "src_lang": "es",
+                                            "tgt_lang": "en", "max_pairs": 64}],
+                  alignment_cache_dir=str(tmp_path / "cache"), eval_split_size=0)
+    assert main(["align", "--config", str(cfg)]) == 0
+    assert any((tmp_path / "cache").rglob("*")), "eflomal result was not cached"
+
+
+def test_word_align_writes_three_line_parallel_files(tmp_path):
+    pytest.importorskip("eflomal")
+    src = tmp_path / "c.es"
+    tgt = tmp_path / "c.en"
+    lines = [l.split(" ||| ") for l in (DATA / "es-en.txt").read_text(encoding="utf-8").splitlines()[:200]]
+    src.write_text("\n".join(a for a, _ in lines) + "\n", encoding="utf-8")
+    tgt.write_text("\n".join(b for _, b in lines) + "\n", encoding="utf-8")
+    assert main(["word-align", "--src_file", str(src), "--tgt_file", str(tgt), "--out", str(tmp_path / "al"),
+                 "--symmetrization", "grow-diag-final-and", "--pretokenized"]) == 0
+    for suffix in ("fwd", "rev", "grow-diag-final-and"):
+        assert len((tmp_path / f"al.{suffix}").read_text().splitlines()) == 200
+
+
+def test_aer_cli_gold_against_itself(tmp_path, capsys):
+    gold = tmp_path / "gold"
+    gold.write_text("1-1 2p3 3-2\n1-1\n", encoding="utf-8")
+    pred = tmp_path / "pred"
+    pred.write_text("0-0 2-1\n0-0\n", encoding="utf-8")  # 0-based: the sure links only
+    assert main(["aer", "--pred", str(pred), "--gold", str(gold)]) == 0
+    assert '"aer": 0.0' in capsys.readouterr().out
+
+
+def test_evaluate_xsr_cli(tmp_path, capsys):
+    d = tiny_model_dir("mbert", tmp_path / "tiny")
+    out = tmp_path / "xsr.json"
+    assert main(["evaluate", "--task", "xsr", "--model", str(d), "--languages", "es,de",
+                 "--data_dir", str(DATA / "xsr"), "--max_sentences", "20", "--output", str(out)]) == 0
+    assert "es" in capsys.readouterr().out and out.exists()
