@@ -80,8 +80,17 @@ def run_demo(output_dir: str | Path = "amber-align-demo", overrides: Sequence[st
     trainer = run_alignment(config, model=model, tokenizer=tokenizer)
     train_seconds = time.perf_counter() - start
     after = evaluate_tatoeba(trainer.model, tokenizer, DEMO_XSR_LANGUAGES, xsr_dir, max_sentences=eval_sentences)
-    table = format_retrieval_table(before, after)
+    trained = sorted({src.get("src_lang") for src in values.get("train_data", [])} - {None})
+    mean_before = sum(before[f"{lang}_xx2en_p@1"] for lang in trained) / len(trained)
+    mean_after = sum(after[f"{lang}_xx2en_p@1"] for lang in trained) / len(trained)
+    table = format_retrieval_table(before, after) + (
+        f"\n\nmean xx→en P@1 over the trained languages ({', '.join(trained)}): "
+        f"{mean_before:.1f} → {mean_after:.1f} ({mean_after - mean_before:+.1f}); "
+        f"training took {train_seconds:.0f} s"
+    )
     result = {"before": before, "after": after, "train_seconds": round(train_seconds, 1),
+              "trained_languages": trained, "mean_xx2en_trained_before": round(mean_before, 2),
+              "mean_xx2en_trained_after": round(mean_after, 2),
               "max_steps": config.max_steps, "output_dir": str(output_dir)}
     if trainer.is_world_process_zero():
         Path(output_dir, "demo_results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
