@@ -107,10 +107,11 @@ def run_alignment(
     name = config.tokenizer_name_or_path or config.model_name_or_path
     if tokenizer is None:
         tokenizer = load_tokenizer(name)
+    # Data first: a malformed corpus fails in seconds, before a large model is loaded.
+    train, evaluation = build_alignment_datasets(config, tokenizer)
     if model is None:
         model = load_encoder(config.model_name_or_path, allow_pickle_weights=config.allow_pickle_weights)
     check_tokenizer_matches_model(tokenizer, model, name=name)
-    train, evaluation = build_alignment_datasets(config, tokenizer)
     logger.info(f"training on {len(train)} pairs ({', '.join(sorted(set(train['pair'])))})"
                 + (f"; {len(evaluation)} held out" if evaluation is not None else ""))
     spec = get_method(config.method)
