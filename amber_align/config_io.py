@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,7 +21,25 @@ from amber_align.errors import ConfigError, DataFormatError
 from amber_align.trainers import AlignmentConfig, get_method
 from amber_align.trainers.config_utils import check_type
 
-__all__ = ["read_config_file", "parse_overrides", "build_config", "load_config"]
+__all__ = ["read_config_file", "parse_overrides", "build_config", "load_config", "ConfigLoader"]
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false are bools, so ``save_strategy: no`` stays the string "no"
+    (YAML 1.1 reads yes/no/on/off as bools, which breaks transformers' string-valued choices)."""
+
+
+ConfigLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
+}
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -29,7 +48,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _load_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise DataFormatError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path=path) from None
     except yaml.YAMLError as exc:
@@ -61,7 +80,7 @@ def parse_overrides(argv: Sequence[str]) -> dict[str, Any]:
             else:
                 value = "true"
         try:
-            out[key] = yaml.safe_load(value) if value != "" else ""
+            out[key] = _load_yaml(value) if value != "" else ""
         except yaml.YAMLError:
             out[key] = value
         i += 1

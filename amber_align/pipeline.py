@@ -17,7 +17,7 @@ from amber_align.data.encoding import encode_aligned_pairs, filter_links, orient
 from amber_align.data.parallel import ParallelSource, load_parallel, read_eval_sentences
 from amber_align.errors import ConfigError
 from amber_align.logging_utils import get_logger
-from amber_align.modeling import load_encoder, load_tokenizer
+from amber_align.modeling import load_tokenizer
 from amber_align.tokenization import check_tokenizer_matches_model
 from amber_align.trainers import AlignmentConfig, AlignmentTrainer, get_method
 
@@ -64,7 +64,8 @@ def _prepare(sources: list[dict[str, Any]], config: AlignmentConfig, tokenizer: 
              dedup: set[str] | None) -> datasets.Dataset:
     parsed = [ParallelSource.from_dict(s) for s in sources]
     ds = load_parallel(parsed, max_words=config.max_words, dedup_texts=dedup, pretokenized=config.pretokenized)
-    ds = ensure_links(ds, symmetrization=config.symmetrization, cache_dir=config.alignment_cache_dir)
+    if config.needs_word_links():
+        ds = ensure_links(ds, symmetrization=config.symmetrization, cache_dir=config.alignment_cache_dir)
     ds = orient_pairs(ds, config.anchor_language)
     ds = filter_links(ds, one_to_one_only=config.one_to_one, drop_identical_words=config.drop_identical_links)
     return encode_aligned_pairs(ds, tokenizer, max_length=config.max_length,
@@ -109,12 +110,12 @@ def run_alignment(
         tokenizer = load_tokenizer(name)
     # Data first: a malformed corpus fails in seconds, before a large model is loaded.
     train, evaluation = build_alignment_datasets(config, tokenizer)
+    spec = get_method(config.method)
     if model is None:
-        model = load_encoder(config.model_name_or_path, allow_pickle_weights=config.allow_pickle_weights)
+        model = spec.trainer_class.load_model(config)
     check_tokenizer_matches_model(tokenizer, model, name=name)
     logger.info(f"training on {len(train)} pairs ({', '.join(sorted(set(train['pair'])))})"
                 + (f"; {len(evaluation)} held out" if evaluation is not None else ""))
-    spec = get_method(config.method)
     trainer = spec.trainer_class(model=model, args=config, train_dataset=train, eval_dataset=evaluation,
                                  processing_class=tokenizer, teacher=teacher)
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)

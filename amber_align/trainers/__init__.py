@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from amber_align.errors import ConfigError
 from amber_align.trainers.alignment_config import AlignmentConfig
 from amber_align.trainers.alignment_trainer import AlignmentTrainer
+from amber_align.trainers.amber import AmberConfig, AmberTrainer
 from amber_align.trainers.cao import CaoConfig, CaoTrainer
 
-__all__ = ["AlignmentConfig", "AlignmentTrainer", "CaoConfig", "CaoTrainer", "METHODS", "get_method", "MethodSpec"]
+__all__ = ["AlignmentConfig", "AlignmentTrainer", "AmberConfig", "AmberTrainer", "CaoConfig", "CaoTrainer", "METHODS", "get_method", "MethodSpec"]
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,10 @@ class MethodSpec:
     trainer_class: type[AlignmentTrainer]
 
 
-METHODS: dict[str, MethodSpec] = {"cao": MethodSpec(CaoConfig, CaoTrainer)}
+METHODS: dict[str, MethodSpec] = {
+    "cao": MethodSpec(CaoConfig, CaoTrainer),
+    "amber": MethodSpec(AmberConfig, AmberTrainer),
+}
 
 
 def get_method(name: str) -> MethodSpec:

@@ -100,6 +100,14 @@ class AlignmentConfig(TrainingArguments):
                           "By default only safetensors are loaded."},
     )
 
+    def loss_parts(self) -> tuple[str, ...]:
+        """Names of the loss parts this config trains (each is logged)."""
+        return ()
+
+    def needs_word_links(self) -> bool:
+        """Whether this config's losses use word links (so a corpus without them is word-aligned first)."""
+        return True
+
     def __post_init__(self) -> None:
         validate_fields(self, _OWN_FIELDS)
         owner = type(self).__name__

@@ -50,6 +50,12 @@ class AlignmentTrainer(Trainer):
         self._eval_parts: dict[str, list[torch.Tensor]] = defaultdict(list)
         self.teacher = self._prepare_teacher(teacher) if self.needs_teacher() else None
 
+    # ----- model -----------------------------------------------------------------------------------------------
+    @classmethod
+    def load_model(cls, args: Any) -> torch.nn.Module:
+        """The model this method trains, loaded from ``args.model_name_or_path`` (a plain encoder by default)."""
+        return load_encoder(args.model_name_or_path, allow_pickle_weights=getattr(args, "allow_pickle_weights", False))
+
     # ----- teacher -------------------------------------------------------------------------------------------
     def needs_teacher(self) -> bool:
         """Whether this method uses the frozen original model."""
@@ -69,13 +75,14 @@ class AlignmentTrainer(Trainer):
 
     # ----- counts ----------------------------------------------------------------------------------------------
     def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> dict[str, torch.Tensor] | None:
-        if not self.count_keys or not batch_samples:
+        keys = [k for k in self.count_keys if batch_samples and k in batch_samples[0]]
+        if not keys:
             return None
         local = torch.stack(
-            [torch.as_tensor(float(sum(int(b[k]) for b in batch_samples)), device=device) for k in self.count_keys]
+            [torch.as_tensor(float(sum(int(b[k]) for b in batch_samples)), device=device) for k in keys]
         )
         total = self.accelerator.gather(local.unsqueeze(0)).sum(0) if self.accelerator.num_processes > 1 else local
-        return dict(zip(self.count_keys, total))
+        return dict(zip(keys, total))
 
     # ----- loss ------------------------------------------------------------------------------------------------
     def compute_loss_parts(

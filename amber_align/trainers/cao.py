@@ -20,7 +20,7 @@ from amber_align.trainers.alignment_trainer import AlignmentTrainer
 from amber_align.trainers.config_utils import check_choice, check_range, validate_fields
 from amber_align.trainers.pair_collator import AlignedPairCollator
 
-__all__ = ["CaoConfig", "CaoTrainer", "ANCHOR_MODES"]
+__all__ = ["CaoConfig", "CaoTrainer", "ANCHOR_MODES", "cao_loss_parts"]
 
 ANCHOR_MODES = ("frozen", "current")
 
@@ -54,6 +54,9 @@ class CaoConfig(AlignmentConfig):
     per_device_train_batch_size: int = field(
         default=8, metadata={"help": "Pairs per language pair per step, per device (Cao: 8; Efimov: 32)."}
     )
+
+    def loss_parts(self) -> tuple[str, ...]:
+        return ("cao_link", "cao_anchor")
 
     def __post_init__(self) -> None:
         validate_fields(self, ("anchor", "anchor_weight", "link_weight"))
@@ -89,29 +92,39 @@ class CaoTrainer(AlignmentTrainer):
         return True
 
     def compute_loss_parts(self, model, inputs, counts):
-        input_ids, attention_mask = inputs["input_ids"], inputs["attention_mask"]
-        b = input_ids.shape[0] // 2
         need_states = self.args.layer != -1
-        out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=need_states)
-        hidden = select_hidden(out, self.args.layer)
-        with torch.no_grad():
-            t_out = self.teacher(input_ids=input_ids[b:], attention_mask=attention_mask[b:],
-                                 output_hidden_states=need_states)
-            frozen = select_hidden(t_out, self.args.layer).to(hidden.dtype)
-        n_links = int(inputs["num_links"])
-        foreign = pool_segments(hidden, inputs["x_link_token_index"], inputs["x_link_segment_index"],
-                                inputs["x_link_weight"], n_links)
-        # anchor-side link positions index rows b..2b-1 of the joint batch; the teacher batch holds only those rows
-        if self.args.anchor == "frozen":
-            offset = b * hidden.shape[1]
-            anchor_words = pool_segments(frozen, inputs["y_link_token_index"] - offset,
-                                         inputs["y_link_segment_index"], inputs["y_link_weight"], n_links)
-        else:
-            anchor_words = pool_segments(hidden, inputs["y_link_token_index"], inputs["y_link_segment_index"],
-                                         inputs["y_link_weight"], n_links)
-        mask = attention_mask[b:].bool()
-        return self.loss_fn(
-            foreign, anchor_words, hidden[b:][mask], frozen[mask],
-            num_links=None if counts is None else counts["num_links"],
-            num_anchor_tokens=None if counts is None else counts["num_anchor_tokens"],
-        )
+        out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                    output_hidden_states=need_states)
+        return cao_loss_parts(self.loss_fn, select_hidden(out, self.args.layer), self.teacher, inputs, counts,
+                              layer=self.args.layer, anchor=self.args.anchor)
+
+
+def cao_loss_parts(loss_fn: CaoLoss, hidden: torch.Tensor, teacher: torch.nn.Module, inputs: dict[str, Any],
+                   counts: dict[str, torch.Tensor] | None, *, layer: int, anchor: str) -> dict[str, torch.Tensor]:
+    """The Cao parts for a batch from ``AlignedPairCollator`` (x rows, then anchor rows), given the trained
+    model's ``hidden`` states of the aligned layer; runs the frozen ``teacher`` on the anchor rows under no_grad.
+
+    Shared by ``CaoTrainer`` and ``AmberTrainer`` (Cao as one of AMBER's weighted parts).
+    """
+    input_ids, attention_mask = inputs["input_ids"], inputs["attention_mask"]
+    b = input_ids.shape[0] // 2
+    with torch.no_grad():
+        t_out = teacher(input_ids=input_ids[b:], attention_mask=attention_mask[b:], output_hidden_states=layer != -1)
+        frozen = select_hidden(t_out, layer).to(hidden.dtype)
+    n_links = int(inputs["num_links"])
+    foreign = pool_segments(hidden, inputs["x_link_token_index"], inputs["x_link_segment_index"],
+                            inputs["x_link_weight"], n_links)
+    # anchor-side link positions index rows b..2b-1 of the joint batch; the teacher batch holds only those rows
+    if anchor == "frozen":
+        offset = b * hidden.shape[1]
+        anchor_words = pool_segments(frozen, inputs["y_link_token_index"] - offset,
+                                     inputs["y_link_segment_index"], inputs["y_link_weight"], n_links)
+    else:
+        anchor_words = pool_segments(hidden, inputs["y_link_token_index"], inputs["y_link_segment_index"],
+                                     inputs["y_link_weight"], n_links)
+    mask = attention_mask[b:].bool()
+    return loss_fn(
+        foreign, anchor_words, hidden[b:][mask], frozen[mask],
+        num_links=None if counts is None else counts["num_links"],
+        num_anchor_tokens=None if counts is None else counts["num_anchor_tokens"],
+    )
