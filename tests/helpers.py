@@ -99,3 +99,21 @@ def minilm_path() -> Path | None:
         if (candidate / "config.json").is_file():
             return candidate
     return None
+
+
+def distributed_step(trainer: Any, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], float, dict, dict]:
+    """One training step of ``trainer`` on this rank's ``batch`` through the prepared (DDP) model, then ``log()``.
+
+    Returns this rank's loss parts (taken before ``log()`` clears them), the loss averaged over ranks, the logged
+    record and the gradients (used by the torchrun scripts under tests/distributed/ to compare W processes with one).
+    """
+    wrapped = trainer.accelerator.prepare_model(trainer.model)
+    wrapped.train()
+    counts = trainer._get_num_items_in_batch([batch], torch.device("cpu"))
+    loss = trainer.training_step(wrapped, batch, counts)
+    local_parts = {name: value.detach().clone() for name, value in trainer._train_parts.items()}
+    mean_loss = trainer.accelerator.gather(loss.unsqueeze(0)).mean().item()
+    trainer.state.global_step = 1
+    trainer.log({"loss": mean_loss})
+    grads = {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+    return local_parts, mean_loss, trainer.state.log_history[-1], grads

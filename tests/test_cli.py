@@ -52,7 +52,9 @@ def test_align_mismatched_corpus_names_both_files_and_counts(tmp_path, capsys, m
     def no_model_load(*args, **kwargs):
         raise AssertionError("the corpus must be checked before the model is loaded")
 
-    monkeypatch.setattr("amber_align.pipeline.load_encoder", no_model_load)
+    monkeypatch.setattr("amber_align.trainers.alignment_trainer.load_encoder", no_model_load)
+    monkeypatch.setattr("amber_align.trainers.amber.load_masked_lm", no_model_load)
+    monkeypatch.setattr("amber_align.trainers.amber.load_encoder", no_model_load)
     (tmp_path / "a.de").write_text("eins\nzwei\ndrei\n", encoding="utf-8")
     (tmp_path / "b.en").write_text("one\ntwo\n", encoding="utf-8")
     cfg = _config(tmp_path, d, train_data=[{"src_file": str(tmp_path / "a.de"), "tgt_file": str(tmp_path / "b.en"),

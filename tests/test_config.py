@@ -85,3 +85,15 @@ def test_yaml_scientific_notation_without_dot_is_a_float(tmp_path):
     # YAML 1.1 reads 3e-5 as a string; numeric fields accept it
     c = load_config(None, {"learning_rate": "3e-5", "max_steps": "4", "output_dir": str(tmp_path)})
     assert c.learning_rate == 3e-5 and c.max_steps == 4
+
+
+def test_yaml_no_off_stay_strings_true_false_are_bools(tmp_path):
+    """YAML 1.1 would read `save_strategy: no` as False, which transformers rejects; we read YAML 1.2 booleans."""
+    from amber_align.config_io import parse_overrides, read_config_file
+
+    path = tmp_path / "c.yaml"
+    path.write_text("method: cao\nsave_strategy: no\none_to_one: false\nreport_to: []\n", encoding="utf-8")
+    assert read_config_file(path)["save_strategy"] == "no"
+    assert read_config_file(path)["one_to_one"] is False
+    assert parse_overrides(["--save_strategy", "no", "--bf16", "--pretokenized", "True"]) == {
+        "save_strategy": "no", "bf16": True, "pretokenized": True}

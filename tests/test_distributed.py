@@ -11,15 +11,16 @@ import pytest
 import torch
 
 SCRIPT = Path(__file__).resolve().parent / "distributed" / "cao_ddp_step.py"
+AMBER_SCRIPT = Path(__file__).resolve().parent / "distributed" / "amber_ddp_step.py"
 
 
-def _run(world: int, tmp_path: Path) -> dict:
-    out = tmp_path / f"w{world}.pt"
-    work = tmp_path / f"work{world}"
+def _run(world: int, tmp_path: Path, script: Path = SCRIPT, *extra: str) -> dict:
+    out = tmp_path / f"w{world}{''.join(extra)}.pt"
+    work = tmp_path / f"work{world}{''.join(extra)}"
     work.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(world),
-           str(SCRIPT), str(out), str(work)]
+    cmd = ["timeout", "300", sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           str(world), str(script), str(out), str(work), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return torch.load(out)
@@ -35,3 +36,26 @@ def test_cao_two_ranks_equal_one_process(tmp_path):
     assert one["grads"].keys() == two["grads"].keys()
     for name, g in one["grads"].items():
         assert torch.allclose(two["grads"][name], g, atol=1e-6, rtol=1e-4), name
+
+
+@pytest.mark.distributed
+def test_sa_gathered_negatives_two_ranks_equal_one_process_with_the_whole_batch(tmp_path):
+    one, two = _run(1, tmp_path, AMBER_SCRIPT, "sa"), _run(2, tmp_path, AMBER_SCRIPT, "sa")
+    assert two["world"] == 2 and one["world"] == 1
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
+    assert two["logged"]["sa"] == pytest.approx(one["logged"]["sa"], rel=1e-5)
+    # the logged part is the mean over processes of each process's value
+    assert len(two["local_sa"]) == 2 and two["local_sa"][0] != pytest.approx(two["local_sa"][1])
+    assert two["logged"]["sa"] == pytest.approx(sum(two["local_sa"]) / 2, rel=1e-5)
+    assert one["grads"].keys() == two["grads"].keys()
+    for name, g in one["grads"].items():
+        assert torch.allclose(two["grads"][name], g, atol=1e-5, rtol=1e-5), name
+
+
+@pytest.mark.distributed
+def test_all_amber_parts_keep_ranks_in_sync(tmp_path):
+    """Several forwards (SA/Cao, MLM, TLM, WA) and one backward: DDP still synchronises every gradient."""
+    two = _run(2, tmp_path, AMBER_SCRIPT, "all")
+    assert two["world"] == 2 and two["in_sync"] and two["moved"]
+    parts = ("mlm", "tlm", "sa", "wa", "cao_link", "cao_anchor")
+    assert len(two["logged"]) == 2 and all(p in h for h in two["logged"] for p in parts)

@@ -15,7 +15,7 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from helpers import mbert_tokenizer, tiny_model_dir  # noqa: E402
+from helpers import distributed_step, mbert_tokenizer, tiny_model_dir  # noqa: E402
 from transformers import AutoModel  # noqa: E402
 
 from amber_align.trainers import CaoConfig, CaoTrainer  # noqa: E402
@@ -44,18 +44,10 @@ def main() -> None:
     trainer = CaoTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, teacher=teacher)
     per = 8 // world
     batch = trainer.data_collator([ds[i] for i in range(rank * per, (rank + 1) * per)])
-    wrapped = trainer.accelerator.prepare_model(trainer.model)
-    wrapped.train()
-    counts = trainer._get_num_items_in_batch([batch], torch.device("cpu"))
-    loss = trainer.training_step(wrapped, batch, counts)
-    mean_loss = trainer.accelerator.gather(loss.unsqueeze(0)).mean().item()
-    trainer.state.global_step = 1
-    trainer.log({"loss": mean_loss})
-    logged = trainer.state.log_history[-1]
+    _, mean_loss, logged, grads = distributed_step(trainer, batch)
     if rank == 0:
-        grads = {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
         torch.save({"loss": mean_loss, "logged": logged, "grads": grads, "world": world}, out)
-    del trainer, model, wrapped, teacher
+    del trainer, model, teacher
     gc.collect()
     if dist.is_initialized():
         dist.destroy_process_group()
