@@ -1,0 +1,488 @@
+"""Evaluation results of a run: flat metric names, ``results.json`` / ``results.md`` / plots, and run comparisons.
+
+A run directory holds one ``results.json`` for every task evaluated into it (``write_results`` merges, so ``ner``
+and ``xsr`` results of one model can share a directory), a ``results.md`` regenerated from it, and one
+``{task}.png`` per task. ``compare_runs`` puts runs side by side (the first run is the baseline, e.g. mBERT
+before alignment) and writes ``comparison.md`` plus ``comparison_{task}.png``.
+
+Flat names are ``{prefix}_{task}_{lang}_{metric}`` (``eval_ner_es_f1``, ``eval_xsr_de_xx2en_p@1``); metric names may
+contain ``_`` and ``@``, so task names and language codes may not contain ``_`` (``zh-CN`` is fine). The macro
+average ``{prefix}_{task}_avg_{metric}`` is the unweighted mean over every evaluated language except those in
+``exclude_from_average`` (default ``("en",)``: the training language measures in-language fit, not transfer), each
+metric over the languages that report it. With no language left there is no average (no ``avg`` keys, no row).
+
+Every file is written atomically (temp file + ``os.replace``): a failure never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import math
+import numbers
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+from amber_align.errors import ConfigError, DataFormatError
+from amber_align.io_utils import atomic_write_text
+from amber_align.logging_utils import get_logger
+
+__all__ = ["SCHEMA_VERSION", "PRIMARY_METRICS", "ComparisonResult", "flatten_metrics", "unflatten_metrics",
+           "average_metrics", "sort_languages", "format_table", "write_results", "load_results", "compare_runs"]
+
+logger = get_logger(__name__)
+
+SCHEMA_VERSION = 1
+RESULTS_JSON = "results.json"
+RESULTS_MD = "results.md"
+#: The metric plotted by ``compare_runs`` (any other task: its first metric).
+PRIMARY_METRICS = {"ner": "f1", "nli": "accuracy", "qa": "f1", "xsr": "xx2en_p@1", "bucc": "f1"}
+#: Reported in tables but not percentages, so left out of the "score (%)" bar charts (bucc's similarity threshold).
+NON_SCORE_METRICS = frozenset({"threshold"})
+MISSING = "—"
+_RESERVED_LANGS = ("avg", "average")
+_TASK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+
+PerLang = dict[str, dict[str, float]]
+
+
+# ------------------------------------------------------------------ validation
+def _check_task(task: Any) -> str:
+    if not isinstance(task, str) or not _TASK_RE.match(task):
+        raise ConfigError(f"task name {task!r}: expected letters, digits and '-' only ('_' separates the parts of "
+                          f"eval_{{task}}_{{lang}}_{{metric}})")
+    return task
+
+
+def _check_lang(task: str, lang: Any) -> str:
+    if not isinstance(lang, str) or not lang or "_" in lang or "/" in lang or any(c.isspace() for c in lang):
+        raise ConfigError(f"{task}: language code {lang!r}: expected a non-empty code without '_', '/' or spaces, "
+                          f"e.g. 'es' or 'zh-CN'")
+    if lang in _RESERVED_LANGS:
+        raise ConfigError(f"{task}: language code {lang!r} is reserved for the macro average")
+    return lang
+
+
+def _number(value: Any, where: str, path: Path | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise DataFormatError(f"{where}: expected a number, got {value!r} ({type(value).__name__})", path=path)
+    return float(value)
+
+
+def _check_per_lang(task: str, per_lang: Any, path: Path | None = None, where: str = "") -> PerLang:
+    """A validated plain-dict copy of ``{lang: {metric: value}}``; errors name the task, language and metric."""
+    where = where or task
+    if not isinstance(per_lang, Mapping) or not per_lang:
+        raise DataFormatError(f"{where}: expected a non-empty {{language: {{metric: value}}}} mapping, "
+                              f"got {per_lang!r}", path=path)
+    out: PerLang = {}
+    for lang, metrics in per_lang.items():
+        _check_lang(task, lang)
+        if not isinstance(metrics, Mapping) or not metrics:
+            raise DataFormatError(f"{where}.{lang}: expected a non-empty {{metric: value}} mapping, got {metrics!r}",
+                                  path=path)
+        out[lang] = {}
+        for metric, value in metrics.items():
+            if not isinstance(metric, str) or not metric or any(c.isspace() or c == "|" for c in metric):
+                raise DataFormatError(f"{where}.{lang}: metric name {metric!r}: expected a non-empty name "
+                                      f"without spaces or '|'", path=path)
+            out[lang][metric] = _number(value, f"{where}.{lang}.{metric}", path)
+    return out
+
+
+# ------------------------------------------------------------------ flat names
+def _metric_order(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(m for row in rows for m in row))
+
+
+def sort_languages(langs: Iterable[str]) -> list[str]:
+    """English first, then alphabetical: the order of every table and plot."""
+    return sorted(langs, key=lambda lang: (lang != "en", lang))
+
+
+def average_metrics(per_lang: Mapping[str, Mapping[str, float]],
+                    exclude_from_average: Iterable[str | None] = ("en",)) -> dict[str, float]:
+    """Macro average per metric over the languages not excluded (each metric over the languages that have it)."""
+    excluded = {lang for lang in exclude_from_average if lang}
+    rows = [metrics for lang, metrics in per_lang.items() if lang not in excluded]
+    return {m: math.fsum(row[m] for row in rows if m in row) / sum(m in row for row in rows)
+            for m in _metric_order(rows)}
+
+
+def flatten_metrics(task: str, per_lang: Mapping[str, Mapping[str, float]], *, prefix: str = "eval",
+                    exclude_from_average: Iterable[str | None] = ("en",)) -> dict[str, float]:
+    """``{lang: {metric: v}}`` -> ``{"eval_{task}_{lang}_{metric}": v, ..., "eval_{task}_avg_{metric}": mean}``.
+
+    The names the Trainer logs and ``results.json`` keeps under ``flat``; see the module docstring for the average.
+    """
+    data = _check_per_lang(_check_task(task), per_lang)
+    head = f"{prefix}_{task}_"
+    flat = {f"{head}{lang}_{metric}": value for lang, metrics in data.items() for metric, value in metrics.items()}
+    flat.update({f"{head}avg_{metric}": value
+                 for metric, value in average_metrics(data, exclude_from_average).items()})
+    return flat
+
+
+def unflatten_metrics(flat: Mapping[str, Any], task: str, *, prefix: str = "eval") -> PerLang:
+    """Inverse of :func:`flatten_metrics`: the ``{lang: {metric: v}}`` of ``task``, without the ``avg`` entries.
+
+    Keys of other tasks and other logs (``eval_loss``) are ignored; the language is the part up to the first
+    ``_`` after ``{prefix}_{task}_`` (codes have no ``_``), the rest is the metric (``xx2en_p@1``, ``exact_match``).
+    """
+    head = f"{prefix}_{_check_task(task)}_"
+    out: PerLang = {}
+    for key, value in flat.items():
+        if not isinstance(key, str) or not key.startswith(head):
+            continue
+        lang, sep, metric = key[len(head):].partition("_")
+        if not sep or not lang or not metric:
+            raise DataFormatError(f"{key!r}: expected {head}{{lang}}_{{metric}}")
+        if lang != "avg":
+            out.setdefault(lang, {})[metric] = _number(value, key)
+    return out
+
+
+# ------------------------------------------------------------------ tables
+def _fmt(value: float | None, digits: int = 1, signed: bool = False) -> str:
+    if value is None:
+        return MISSING
+    if math.isfinite(value) and round(value, digits) == 0:
+        value = 0.0  # no "-0.0"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _esc(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _md_row(cells: Iterable[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def format_table(per_lang: Mapping[str, Mapping[str, float]], metrics: Sequence[str] | None = None, *,
+                 average: Mapping[str, float] | None = None, exclude_from_average: Iterable[str | None] = ("en",),
+                 show_average: bool = True, digits: int = 1) -> str:
+    """A Markdown table: one row per language (English first, then alphabetical), one column per metric.
+
+    ``metrics`` picks and orders the columns (default: every metric, in first-seen order). The last row is the
+    macro average (``average`` if given, else computed excluding ``exclude_from_average``); missing cells are "—".
+    """
+    metrics = list(metrics) if metrics is not None else _metric_order(per_lang.values())
+    if not metrics:
+        raise ConfigError("format_table: no metrics to show")
+    lines = [_md_row(["language", *map(_esc, metrics)]), "|---|" + "---:|" * len(metrics)]
+    for lang in sort_languages(per_lang):
+        lines.append(_md_row([_esc(lang), *(_fmt(per_lang[lang].get(m), digits) for m in metrics)]))
+    if show_average:
+        average = average_metrics(per_lang, exclude_from_average) if average is None else average
+        if average:
+            lines.append(_md_row(["average", *(_fmt(average.get(m), digits) for m in metrics)]))
+    return "\n".join(lines)
+
+
+def _average_note(langs: Sequence[str], excluded: Iterable[str], common: bool = False) -> str:
+    left_out = ", ".join(sorted(set(excluded)))
+    if not langs:
+        return f"No average: no language {'every run has' if common else 'left'}" + (f" ({left_out} left out)." if
+                                                                                      left_out else ".")
+    what = "the languages every run has" if common else "the languages"
+    note = f"average: macro average over {what} ({', '.join(sort_languages(langs))})"
+    return note + (f"; {left_out} left out." if left_out else ".")
+
+
+def _results_markdown(doc: Mapping[str, Any]) -> str:
+    parts = ["# Results", ""]
+    for task, entry in doc["tasks"].items():
+        meta = entry.get("meta", {})
+        parts += [f"## {task}", ""]
+        if meta:
+            parts += [" · ".join(f"{k}: {v}" for k, v in meta.items() if k != "task"), ""]
+        excluded = entry.get("average_excludes", [])
+        parts += [format_table(entry["languages"], average=entry["average"]), "",
+                  _average_note([lang for lang in entry["languages"] if lang not in excluded], excluded), ""]
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------ files
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Binary twin of :func:`amber_align.io_utils.atomic_write_text` (for PNGs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``directory`` itself (no lock file left behind); no lock where there is no fcntl."""
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def write_results(run_dir: str | os.PathLike, task: str, per_lang: Mapping[str, Mapping[str, float]], *,
+                  meta: Mapping[str, Any] | None = None,
+                  exclude_from_average: Iterable[str | None] | None = None) -> dict[str, Path]:
+    """Record ``task``'s per-language metrics in ``run_dir``; returns ``{"json", "markdown", "plot"}`` paths.
+
+    ``results.json`` is merged (other tasks kept; this task replaced), ``results.md`` is regenerated from it,
+    ``{task}.png`` is drawn. ``meta`` (model, train_language, seconds, ...) is stored with the task; ``date`` is
+    added when absent. The average leaves out ``exclude_from_average``, by default ``meta["train_language"]`` or
+    else ``"en"``. An unreadable existing ``results.json`` is an error, never overwritten. JSON and Markdown are
+    written first (the record of the run); if the plot then fails, a stale ``{task}.png`` that would contradict
+    them is removed and the error propagates.
+    """
+    data = _check_per_lang(_check_task(task), per_lang)
+    if meta is not None and not isinstance(meta, Mapping):
+        raise ConfigError(f"write_results({task!r}): meta must be a mapping, got {type(meta).__name__}")
+    meta = json.loads(json.dumps(dict(meta or {}), default=str))  # Paths, dates... as strings
+    meta.setdefault("date", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    if exclude_from_average is None:
+        train = meta.get("train_language")
+        exclude_from_average = (train,) if isinstance(train, str) and train else ("en",)
+    excluded = list(dict.fromkeys(lang for lang in exclude_from_average if lang))
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: not a directory (write_results needs a run directory)")
+    json_path, md_path, png_path = run_dir / RESULTS_JSON, run_dir / RESULTS_MD, run_dir / f"{task}.png"
+    average = average_metrics(data, excluded)
+    with _locked(run_dir):  # read-merge-write: two jobs evaluating into one folder must not lose a task
+        tasks = load_results(json_path)["tasks"] if json_path.exists() else {}
+        tasks[task] = {"languages": data, "average": average, "average_excludes": excluded,
+                       "flat": flatten_metrics(task, data, exclude_from_average=excluded), "meta": meta}
+        doc = {"schema_version": SCHEMA_VERSION, "tasks": tasks}
+        atomic_write_text(json_path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(md_path, _results_markdown(doc))
+    from amber_align.tasks.plots import task_chart
+
+    try:
+        _atomic_write_bytes(png_path, task_chart(task, data, average, meta))
+    except Exception:
+        png_path.unlink(missing_ok=True)
+        logger.error("%s: could not draw %s; %s and %s are up to date", task, png_path, json_path, md_path)
+        raise
+    logger.info("%s results written to %s (%s, %s, %s)", task, run_dir, json_path.name, md_path.name, png_path.name)
+    return {"json": json_path, "markdown": md_path, "plot": png_path}
+
+
+def load_results(run_dir_or_json: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a run's ``results.json`` (a run directory or the file itself).
+
+    Raises ``ConfigError`` for a missing file ("not a run directory: no results.json"), ``DataFormatError`` with
+    the file and line for invalid JSON, and ``DataFormatError`` naming the key for a wrong schema. Optional keys
+    (``average``, ``average_excludes``, ``meta``) are filled in when absent; ``flat`` is rebuilt from ``languages``.
+    """
+    given = Path(run_dir_or_json)
+    path = given / RESULTS_JSON if given.is_dir() else given
+    if not path.is_file():
+        why = "" if given.is_dir() else (" (no such file or directory)" if not given.exists() else " (not a file)")
+        raise ConfigError(f"{given}: not a run directory: no {RESULTS_JSON}{why}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataFormatError(f"not valid UTF-8 (byte {e.start}); expected a results.json", path=path) from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataFormatError(f"not valid JSON: {e.msg} (column {e.colno})", path=path, line=e.lineno) from None
+    return _check_doc(doc, path)
+
+
+def _check_doc(doc: Any, path: Path) -> dict[str, Any]:
+    def bad(message: str) -> DataFormatError:
+        return DataFormatError(message, path=path)
+
+    if not isinstance(doc, dict) or "tasks" not in doc or "schema_version" not in doc:
+        got = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
+        raise bad(f"expected a JSON object with 'schema_version' and 'tasks' (a results.json written by "
+                  f"amber_align), got {got}")
+    version = doc["schema_version"]
+    if type(version) is not int or version != SCHEMA_VERSION:
+        newer = type(version) is int and version > SCHEMA_VERSION
+        raise bad(f"schema_version {version!r} is not {SCHEMA_VERSION}"
+                  + ("; it was written by a newer amber_align: upgrade" if newer else ""))
+    if not isinstance(doc["tasks"], dict):
+        raise bad(f"tasks: expected an object {{task: ...}}, got {type(doc['tasks']).__name__}")
+    tasks: dict[str, Any] = {}
+    for task, entry in doc["tasks"].items():
+        if not isinstance(entry, dict) or "languages" not in entry:
+            raise bad(f"tasks.{task}: expected an object with 'languages'")
+        meta, average = entry.get("meta", {}), entry.get("average", {})
+        excluded = entry.get("average_excludes", [meta.get("train_language") or "en"] if isinstance(meta, dict) else [])
+        if not isinstance(meta, dict) or not isinstance(average, dict):
+            raise bad(f"tasks.{task}: 'meta' and 'average' must be objects")
+        if not isinstance(excluded, list) or not all(isinstance(x, str) for x in excluded):
+            raise bad(f"tasks.{task}.average_excludes: expected a list of language codes, got {excluded!r}")
+        try:
+            languages = _check_per_lang(_check_task(task), entry["languages"], path, where=f"tasks.{task}.languages")
+        except ConfigError as e:
+            raise bad(f"tasks.{task}: {e}") from None
+        average = {m: _number(v, f"tasks.{task}.average.{m}", path) for m, v in average.items()}
+        tasks[task] = {**entry, "languages": languages, "average_excludes": excluded, "meta": meta,
+                       "average": average if "average" in entry else average_metrics(languages, excluded),
+                       "flat": flatten_metrics(task, languages, exclude_from_average=excluded)}
+    return {**doc, "tasks": tasks}
+
+
+# ------------------------------------------------------------------ comparison
+@dataclass
+class ComparisonResult:
+    """What :func:`compare_runs` produced.
+
+    ``table[task][lang][metric]`` is the list of values, one per run in the given order (``None`` where a run
+    lacks it); ``lang == "average"`` is the macro average over the languages every run has.
+    """
+
+    markdown: str
+    paths: list[Path]
+    table: dict[str, dict[str, dict[str, list[float | None]]]]
+    names: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+
+
+def _run_names(run_dirs: Sequence[Path], names: Sequence[str] | None) -> list[str]:
+    if names is not None:
+        names = list(names)
+        if len(names) != len(run_dirs):
+            raise ConfigError(f"compare: {len(names)} names given for {len(run_dirs)} runs")
+        if any(not isinstance(n, str) or not n.strip() for n in names) or len(set(names)) != len(names):
+            raise ConfigError(f"compare: names must be non-empty and distinct, got {names}")
+        return names
+    parts = [(p.parent if p.is_file() else p).resolve().parts for p in run_dirs]
+    out: list[str] = []
+    for i, mine in enumerate(parts):  # the basename, or as many parent folders as it takes to tell runs apart
+        for k in range(1, len(mine) + 1):
+            name = PurePath(*mine[-k:]).as_posix()
+            if all(PurePath(*other[-k:]).as_posix() != name for j, other in enumerate(parts) if j != i):
+                break
+        n = sum(earlier == name or earlier.startswith(f"{name} (") for earlier in out)
+        out.append(name if n == 0 else f"{name} ({n + 1})")  # the same directory given twice
+    return out
+
+
+def _select_tasks(docs: Sequence[dict[str, Any]], names: Sequence[str], run_dirs: Sequence[Path],
+                  tasks: Sequence[str] | None) -> list[str]:
+    if tasks is not None:
+        selected = list(dict.fromkeys(tasks))
+        if not selected:
+            raise ConfigError("compare: the list of tasks is empty")
+        for task in selected:
+            for name, path, doc in zip(names, run_dirs, docs):
+                if task not in doc["tasks"]:
+                    raise ConfigError(f"compare: run {name!r} ({path}) has no results for task {task!r} "
+                                      f"(it has: {', '.join(doc['tasks']) or 'none'})")
+        return selected
+    seen = _metric_order(doc["tasks"] for doc in docs)
+    selected = [task for task in seen if sum(task in doc["tasks"] for doc in docs) >= 2]
+    if not selected:
+        have = "; ".join(f"{n}: {', '.join(d['tasks']) or 'none'}" for n, d in zip(names, docs))
+        raise ConfigError(f"compare: no task has results in 2 or more runs ({have})")
+    return selected
+
+
+def _comparison_table(entries: Sequence[dict[str, Any] | None]) -> tuple[dict[str, dict[str, list]], list, list]:
+    present = [e for e in entries if e is not None]
+    langs = sort_languages(dict.fromkeys(lang for e in present for lang in e["languages"]))
+    metrics = _metric_order(e["languages"][lang] for e in present for lang in e["languages"])
+    excluded = sorted({lang for e in present for lang in e["average_excludes"]})
+    table = {lang: {m: [None if e is None else e["languages"].get(lang, {}).get(m) for e in entries]
+                    for m in metrics} for lang in langs}
+    common = [lang for lang in langs if lang not in excluded and all(lang in e["languages"] for e in present)]
+    average: dict[str, list] = {}
+    for m in metrics:
+        rows = [lang for lang in common if all(v is not None for v, e in zip(table[lang][m], entries) if e)]
+        average[m] = [None if e is None or not rows else math.fsum(table[lang][m][i] for lang in rows) / len(rows)
+                      for i, e in enumerate(entries)]
+    if common and any(any(v is not None for v in vals) for vals in average.values()):
+        table["average"] = average
+    return table, common, excluded
+
+
+def _comparison_markdown(task: str, table: dict[str, dict[str, list]], names: Sequence[str],
+                         common: Sequence[str], excluded: Sequence[str]) -> str:
+    metrics = _metric_order(table.values())
+    header, align = ["language"], ["---"]
+    for m in metrics:
+        header += [f"{_esc(m)} {_esc(n)}" for n in names]
+        header += [f"{_esc(m)} Δ ({_esc(n)} − {_esc(names[0])})" for n in names[1:]]
+        align += ["---:"] * (2 * len(names) - 1)
+    lines = [f"## {task}", "", _md_row(header), "|" + "|".join(align) + "|"]
+    for lang, row in table.items():
+        cells = [lang]
+        for m in metrics:
+            vals = row[m]
+            cells += [_fmt(v) for v in vals]
+            cells += [_fmt(None if v is None or vals[0] is None else v - vals[0], signed=True) for v in vals[1:]]
+        lines.append(_md_row(cells))
+    return "\n".join(lines + ["", _average_note(common, excluded, common=True), ""])
+
+
+def compare_runs(run_dirs: Sequence[str | os.PathLike], *, out_dir: str | os.PathLike | None = None,
+                 names: Sequence[str] | None = None, tasks: Sequence[str] | None = None) -> ComparisonResult:
+    """Put runs side by side; the first run is the baseline every Δ is taken against (Δ = run − baseline).
+
+    Compares ``tasks`` (each must be in every run) or else every task present in 2+ runs. Per task: a Markdown
+    table with, per metric, one column per run and one Δ column per non-baseline run; "—" where a run lacks the
+    language; an ``average`` row over the languages every run has (so its Δ compares like with like). Writes
+    ``comparison.md`` and ``comparison_{task}.png`` (primary metric per language, and Δ vs the baseline) into
+    ``out_dir`` (default ``./comparison``) once everything has been built. ``names`` default to the run
+    directories' basenames, with parent folders added where two are equal.
+    """
+    if isinstance(run_dirs, (str, os.PathLike)):
+        run_dirs = [run_dirs]
+    paths = [Path(p) for p in run_dirs]
+    if len(paths) < 2:
+        raise ConfigError(f"compare: needs at least 2 runs (the first is the baseline), got {len(paths)}")
+    docs = [load_results(p) for p in paths]
+    names = _run_names(paths, names)
+    selected = _select_tasks(docs, names, paths, tasks)
+    out = Path("comparison") if out_dir is None else Path(out_dir)
+    runs = [_md_row(["run", "results", "model"]), "|---|---|---|"]
+    for name, path, doc in zip(names, paths, docs):
+        models = dict.fromkeys(str(e["meta"]["model"]) for e in doc["tasks"].values() if e["meta"].get("model"))
+        runs.append(_md_row([_esc(name), f"`{path}`", _esc(", ".join(models)) or MISSING]))
+    sections = ["# Comparison", "", f"Baseline: **{_esc(names[0])}**; Δ = run − baseline, in points.", "", *runs, ""]
+    from amber_align.tasks.plots import comparison_chart
+
+    tables: dict[str, dict[str, dict[str, list]]] = {}
+    files: list[tuple[Path, bytes]] = []
+    for task in selected:
+        table, common, excluded = _comparison_table([doc["tasks"].get(task) for doc in docs])
+        tables[task] = table
+        sections.append(_comparison_markdown(task, table, names, common, excluded))
+        files.append((out / f"comparison_{task}.png", comparison_chart(task, table, names)))
+    markdown = "\n".join(sections)
+    md_path = out / "comparison.md"
+    atomic_write_text(md_path, markdown)
+    for path, data in files:
+        _atomic_write_bytes(path, data)
+    logger.info("compared %s on %s: wrote %s", ", ".join(names), ", ".join(selected), out)
+    return ComparisonResult(markdown=markdown, paths=[md_path, *(p for p, _ in files)], table=tables,
+                            names=list(names), tasks=selected)
