@@ -2,7 +2,8 @@
 
 Subcommands: ``align`` (train an alignment method from a YAML config plus ``--field value`` overrides),
 ``demo`` (the offline demo), ``word-align`` (eflomal alignments of a corpus), ``aer`` (score alignments against
-gold), ``evaluate`` (zero-shot evaluations; ``--task xsr`` for now). Errors of the package (bad files, bad config,
+gold), ``finetune`` (English task head, zero-shot evaluation of every listed language), ``evaluate`` (the
+evaluation alone: xsr, bucc, ner, nli, qa), ``compare`` (runs side by side). Errors of the package (bad files, bad config,
 missing extras) print one ``error:`` line and exit with status 2; nothing is printed as a traceback.
 """
 
@@ -79,20 +80,67 @@ def cmd_aer(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _task_config(args: argparse.Namespace, extra: list[str], cli_values: dict[str, object]):
+    """TaskConfig from ``--config`` (optional) + this subcommand's flags + ``--field value`` overrides."""
+    from amber_align.config_io import build_config, parse_overrides, read_config_file
+    from amber_align.errors import ConfigError
+    from amber_align.tasks.config import TaskConfig
+
+    values = read_config_file(args.config) if args.config else {}
+    if "task" in values and args.task and values["task"] != args.task:
+        raise ConfigError(f"{args.config}: task is {values['task']!r}, but --task {args.task} was given")
+    values.update({k: v for k, v in cli_values.items() if v is not None})
+    values.update(parse_overrides(extra))
+    if isinstance(values.get("languages"), str):  # --languages es,de,fr
+        values["languages"] = [lang.strip() for lang in values["languages"].split(",") if lang.strip()]
+    return build_config(values, source=args.config or "command line", config_class=TaskConfig)
+
+
+def _print_report(report: dict) -> None:
+    from amber_align.tasks.results import format_table
+
+    print(format_table(report["per_language"]))
+    for kind, path in report.get("paths", {}).items():
+        print(f"wrote {kind}: {path}")
+
+
+def cmd_finetune(args: argparse.Namespace, extra: list[str]) -> int:
+    from amber_align.tasks.runner import run_finetune
+
+    config = _task_config(args, extra, {"task": args.task, "model_name_or_path": args.model,
+                                        "output_dir": args.output_dir})
+    report = run_finetune(config)
+    _print_report(report)
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
-    from amber_align.modeling import load_encoder, load_tokenizer
-    from amber_align.tasks.retrieval import evaluate_tatoeba, format_retrieval_table
+    from amber_align.tasks.runner import run_evaluate
+
+    langs = [lang.strip() for lang in args.languages.split(",") if lang.strip()] if args.languages else None
+    config = _task_config(args, extra, {
+        "task": args.task, "model_name_or_path": args.model, "languages": langs, "data_dir": args.data_dir,
+        "layer": args.layer, "max_eval_examples": args.max_sentences,
+        "output_dir": args.output_dir or ("amber-align-eval" if not args.config else None),
+    })
+    report = run_evaluate(config)
+    _print_report(report)
+    if args.output:
+        Path(args.output).write_text(json.dumps(report["metrics"], indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
+    from amber_align.tasks.results import compare_runs
 
     if extra:
         raise_unknown(extra)
-    tokenizer = load_tokenizer(args.model)
-    model = load_encoder(args.model)
-    langs = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
-    scores = evaluate_tatoeba(model, tokenizer, langs, args.data_dir, layer=args.layer,
-                              max_sentences=args.max_sentences)
-    print(format_retrieval_table(scores))
-    if args.output:
-        Path(args.output).write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+    names = [n.strip() for n in args.names.split(",")] if args.names else None
+    tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else None
+    result = compare_runs(args.runs, out_dir=args.output_dir, names=names, tasks=tasks)
+    print(result.markdown)
+    for path in result.paths:
+        print(f"wrote {path}")
     return 0
 
 
@@ -136,15 +184,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gold_zero_based", action="store_true")
     p.set_defaults(func=cmd_aer)
 
+    p = sub.add_parser("finetune", help="fine-tune a task head on English, evaluate every listed language")
+    p.add_argument("--task", required=True, choices=["ner", "nli", "qa"])
+    p.add_argument("--config", help="YAML file with TaskConfig fields (see recipes/tasks/)")
+    p.add_argument("--model", default=None, help="encoder to fine-tune (overrides model_name_or_path)")
+    p.add_argument("--output_dir", default=None, help="where the model, results.json/.md and plots go")
+    p.set_defaults(func=cmd_finetune)
+
     p = sub.add_parser("evaluate", help="zero-shot evaluation of a model without training")
-    p.add_argument("--task", required=True, choices=["xsr"], help="xsr = Tatoeba sentence retrieval")
-    p.add_argument("--model", required=True, help="model directory or Hub id")
-    p.add_argument("--languages", required=True, help="comma-separated codes, e.g. es,de,fr")
-    p.add_argument("--data_dir", required=True, help="folder with tatoeba.xxx-eng.{xxx,eng} files")
-    p.add_argument("--layer", type=int, default=-1, help="hidden layer for mean pooling (-1 = last)")
-    p.add_argument("--max_sentences", type=int, default=None)
-    p.add_argument("--output", default=None, help="write the scores as JSON here")
+    p.add_argument("--task", required=True, choices=["xsr", "bucc", "ner", "nli", "qa"],
+                   help="xsr = Tatoeba retrieval, bucc = bitext mining; ner/nli/qa need a fine-tuned model")
+    p.add_argument("--config", help="YAML file with TaskConfig fields (eval_data per language for ner/nli/qa)")
+    p.add_argument("--model", default=None, help="model directory or Hub id")
+    p.add_argument("--languages", default=None, help="comma-separated codes, e.g. es,de,fr")
+    p.add_argument("--data_dir", default=None, help="xsr: tatoeba.xxx-eng.* files; bucc: xx-en.<split>.* files")
+    p.add_argument("--layer", type=int, default=None, help="xsr/bucc: hidden layer for mean pooling (-1 = last)")
+    p.add_argument("--max_sentences", type=int, default=None, help="evaluate the first N examples per language")
+    p.add_argument("--output_dir", default=None, help="results.json/.md and plots (default: amber-align-eval)")
+    p.add_argument("--output", default=None, help="also write the flat eval_* metrics as JSON here")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="put runs side by side (tables + plots) with per-language differences")
+    p.add_argument("runs", nargs="+", help="run directories (with results.json); the first is the baseline")
+    p.add_argument("--names", default=None, help="comma-separated display names, one per run")
+    p.add_argument("--tasks", default=None, help="comma-separated tasks to compare (default: those in 2+ runs)")
+    p.add_argument("--output_dir", default="comparison", help="where comparison.md and the plots go")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

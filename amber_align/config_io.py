@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from amber_align.errors import ConfigError, DataFormatError
-from amber_align.trainers import AlignmentConfig, get_method
+from amber_align.trainers import get_method
 from amber_align.trainers.config_utils import check_type
 
 __all__ = ["read_config_file", "parse_overrides", "build_config", "load_config", "ConfigLoader"]
@@ -103,12 +103,11 @@ def _coerce_number(value: Any, annotation: Any) -> Any:
     return value
 
 
-def build_config(values: Mapping[str, Any], *, source: str = "config") -> AlignmentConfig:
-    """Build the method's config dataclass from ``values``, checking names and types first."""
+def build_config(values: Mapping[str, Any], *, source: str = "config", config_class: type | None = None) -> Any:
+    """Build the config dataclass from ``values``, checking names and types first: ``config_class`` when given
+    (e.g. ``TaskConfig``), else the alignment method's config chosen by the ``method`` field."""
     values = dict(values)
-    method = values.get("method", "cao")
-    spec = get_method(method)
-    cls = spec.config_class
+    cls = config_class if config_class is not None else get_method(values.get("method", "cao")).config_class
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     for key, value in values.items():
@@ -126,9 +125,10 @@ def build_config(values: Mapping[str, Any], *, source: str = "config") -> Alignm
         raise ConfigError(f"{source}: invalid {cls.__name__}: {exc}") from None
 
 
-def load_config(path: str | Path | None = None, overrides: Sequence[str] | Mapping[str, Any] = ()) -> AlignmentConfig:
-    """YAML file (optional) + overrides (``--field value`` strings or a mapping) → config."""
+def load_config(path: str | Path | None = None, overrides: Sequence[str] | Mapping[str, Any] = (), *,
+                config_class: type | None = None) -> Any:
+    """YAML file (optional) + overrides (``--field value`` strings or a mapping) → config (see ``build_config``)."""
     values = read_config_file(path) if path is not None else {}
     extra = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
     values.update(extra)
-    return build_config(values, source=str(path) if path is not None else "config")
+    return build_config(values, source=str(path) if path is not None else "config", config_class=config_class)

@@ -16,7 +16,8 @@ from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer, PreTrai
 from amber_align.errors import ConfigError, DataFormatError
 from amber_align.logging_utils import get_logger
 
-__all__ = ["load_encoder", "load_masked_lm", "max_sequence_length", "load_tokenizer", "freeze_pooler", "select_hidden"]
+__all__ = ["load_encoder", "load_masked_lm", "load_task_model", "max_sequence_length", "load_tokenizer", "freeze_pooler",
+           "select_hidden"]
 
 logger = get_logger(__name__)
 
@@ -113,3 +114,22 @@ def max_sequence_length(config: Any) -> int:
     if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert"):
         n -= int(getattr(config, "pad_token_id", 1) or 0) + 1
     return n
+
+
+_TASK_HEADS = {"ner": "AutoModelForTokenClassification", "nli": "AutoModelForSequenceClassification",
+               "qa": "AutoModelForQuestionAnswering"}
+
+
+def load_task_model(task: str, name_or_path: str, *, allow_pickle_weights: bool = False,
+                    **kwargs: Any) -> PreTrainedModel:
+    """A stock task model (``AutoModelFor{TokenClassification,SequenceClassification,QuestionAnswering}``) on any
+    encoder checkpoint: the head is new when the checkpoint is a plain encoder (transformers says which weights were
+    newly initialised), and reloaded when it is a fine-tuned task model. Safetensors only by default."""
+    import transformers
+
+    if task not in _TASK_HEADS:
+        raise ConfigError(f"no task head for task {task!r}; expected one of {sorted(_TASK_HEADS)}")
+    _check_local_weights(Path(name_or_path), allow_pickle_weights)
+    cls = getattr(transformers, _TASK_HEADS[task])
+    return cls.from_pretrained(name_or_path, use_safetensors=None if allow_pickle_weights else True,
+                               trust_remote_code=False, **kwargs)

@@ -41,3 +41,31 @@ def test_recipe_runs_two_steps(tmp_path, recipe):
     assert config.loss_parts()
     assert len(logged) == 2 and all(part in h for h in logged for part in config.loss_parts())
     AutoModel.from_pretrained(tmp_path / "out")
+
+
+TASK_RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes" / "tasks").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", TASK_RECIPES, ids=lambda p: p.stem)
+def test_task_recipe_parses_and_its_files_read(tmp_path, recipe, shared_data, monkeypatch):
+    """Task recipes: the papers' hyper-parameters, and every data file (paths relative to the repo root) reads."""
+    from amber_align.config_io import build_config
+    from amber_align.tasks.config import TaskConfig
+    from amber_align.tasks.runner import load_task_data
+
+    values = read_config_file(recipe)
+    config = build_config({**values, "output_dir": str(tmp_path / "o"), "report_to": []}, source=str(recipe),
+                          config_class=TaskConfig)
+    expected = {"nli": (5e-5, 2), "ner": (2e-5, 3), "qa": (3e-5, 2)}[config.task]  # Efimov et al.
+    assert (config.learning_rate, config.num_train_epochs) == expected
+    assert config.per_device_train_batch_size == 32
+    if config.task == "qa":
+        assert (config.max_seq_length, config.doc_stride) == (384, 128)
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo.parent / "shared" / "data").is_dir():
+        pytest.skip("the task recipes read ../shared/data beside the checkout")
+    monkeypatch.chdir(repo)
+    assert "test-en" not in str(config.train_data)  # never train on XNLI-en test
+    load_task_data(config.task, config.train_data, lang=config.train_language, max_examples=1)
+    for lang, source in config.eval_data.items():
+        assert len(load_task_data(config.task, source, lang=lang, max_examples=1)) == 1

@@ -1,0 +1,139 @@
+"""``TaskConfig``: fine-tune an English task head and evaluate it zero-shot on other languages.
+
+One dataclass drives both ``amber-align finetune`` (train on ``train_data``, then evaluate every ``eval_data``
+language) and ``amber-align evaluate`` (no training). It is a ``TrainingArguments`` subclass, so every Trainer
+option (learning rate, epochs, bf16, ``accelerate launch``) is one field away; recipes in ``recipes/tasks/`` set
+the papers' values. Every own field is type-checked in ``__post_init__`` and a bad value is named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import TrainingArguments
+
+from amber_align.errors import ConfigError
+from amber_align.trainers.config_utils import check_choice, check_range, validate_fields
+
+__all__ = ["TaskConfig", "TASKS", "FINETUNE_TASKS"]
+
+FINETUNE_TASKS = ("ner", "nli", "qa")
+TASKS = FINETUNE_TASKS + ("xsr", "bucc")
+
+_OWN_FIELDS = (
+    "task", "model_name_or_path", "tokenizer_name_or_path", "train_data", "eval_data", "languages", "data_dir",
+    "train_language", "label_list", "label_mapping", "max_seq_length", "doc_stride", "max_answer_length",
+    "n_best_size", "qa_normalization", "max_train_examples", "max_eval_examples", "layer", "bucc_k",
+    "bucc_dev_split", "bucc_eval_split", "results_dir", "save_model", "allow_pickle_weights", "run_name_in_results",
+)
+
+
+@dataclass
+class TaskConfig(TrainingArguments):
+    """Fields of a zero-shot transfer run (DESIGN.md, "Evaluation protocols")."""
+
+    task: str = field(default="nli", metadata={"help": f"Task: one of {TASKS} (xsr, bucc: evaluation only)."})
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Encoder (aligned or not) to fine-tune, or a fine-tuned task model to evaluate: a Hub id "
+                          "or a local directory."},
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None, metadata={"help": "Tokenizer (default: the model's). Must match the model's vocabulary."}
+    )
+    train_data: Any = field(
+        default=None,
+        metadata={"help": "English training data: a file path, or a mapping {file, format, lang, max_examples} or "
+                          "{hub, name, split} (a Hub dataset id such as xtreme, wikiann, xnli, squad)."},
+    )
+    eval_data: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "Evaluation data per language: {lang: path or source mapping (same form as train_data)}. "
+                          "Every language is evaluated after training and logged as eval_{task}_{lang}_{metric}."},
+    )
+    languages: list[str] = field(
+        default_factory=list,
+        metadata={"help": "xsr/bucc: languages to evaluate (files found in data_dir). For ner/nli/qa: a subset "
+                          "of eval_data's keys to evaluate (default: all)."},
+    )
+    data_dir: str | None = field(
+        default=None, metadata={"help": "xsr: folder of tatoeba.xxx-eng.* files; bucc: folder of xx-en.<split>.* files."}
+    )
+    train_language: str = field(
+        default="en", metadata={"help": "Language of train_data; left out of the macro average over languages."}
+    )
+    label_list: list[str] = field(
+        default_factory=list,
+        metadata={"help": "ner: the tag set (IOB2, e.g. [O, B-PER, I-PER, ...]); default: the tags of train_data. "
+                          "A tag in eval data outside it is an error unless label_mapping maps it."},
+    )
+    label_mapping: dict[str, str] = field(
+        default_factory=dict,
+        metadata={"help": "ner: map evaluation entity types or tags onto the training ones, e.g. {MISC: O} drops "
+                          "MISC entities when the training data (WikiANN) has none."},
+    )
+    max_seq_length: int = field(
+        default=128, metadata={"help": "Subwords per input (qa: per window; Efimov et al.: 384 for QA)."}
+    )
+    doc_stride: int = field(default=128, metadata={"help": "qa: overlap between windows of a long context."})
+    max_answer_length: int = field(default=30, metadata={"help": "qa: longest answer span, in subwords."})
+    n_best_size: int = field(default=20, metadata={"help": "qa: start/end candidates considered per window."})
+    qa_normalization: str = field(
+        default="auto",
+        metadata={"help": "qa answer normalisation: 'squad' (SQuAD v1.1 script), 'mlqa' (MLQA's per-language "
+                          "rules), or 'auto' (mlqa for the languages MLQA defines rules for: ar, de, en, es, hi, "
+                          "vi, zh; squad for the others, e.g. th, where whitespace tokens would make F1 = EM)."},
+    )
+    max_train_examples: int | None = field(
+        default=None, metadata={"help": "Use only the first N training examples (CPU-sized runs)."}
+    )
+    max_eval_examples: int | None = field(
+        default=None, metadata={"help": "Evaluate only the first N examples (sentences for xsr/bucc) per language."}
+    )
+    layer: int = field(default=-1, metadata={"help": "xsr/bucc: hidden layer for mean pooling (-1 = last)."})
+    bucc_k: int = field(default=4, metadata={"help": "bucc: neighbours in the ratio margin (k = 4)."})
+    bucc_dev_split: str = field(default="sample", metadata={"help": "bucc: split whose gold tunes the threshold."})
+    bucc_eval_split: str = field(default="training", metadata={"help": "bucc: split scored with that threshold."})
+    results_dir: str | None = field(
+        default=None,
+        metadata={"help": "Where results.json, results.md and {task}.png go (default: output_dir). Several tasks "
+                          "written to one folder are merged there, so `amber-align compare` sees them together."},
+    )
+    save_model: bool = field(default=True, metadata={"help": "finetune: save the fine-tuned model to output_dir."})
+    allow_pickle_weights: bool = field(
+        default=False, metadata={"help": "Allow pickle-based .bin weights (unsafe: only for files you trust)."}
+    )
+    run_name_in_results: str | None = field(
+        default=None, metadata={"help": "Name shown for this run in results.md and plots (default: the model)."}
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.languages, str):  # --languages es,de,fr on the command line
+            self.languages = [lang.strip() for lang in self.languages.split(",") if lang.strip()]
+        validate_fields(self, _OWN_FIELDS)
+        owner = type(self).__name__
+        check_choice(owner, "task", self.task, TASKS)
+        check_choice(owner, "qa_normalization", self.qa_normalization, ("auto", "squad", "mlqa"))
+        check_range(owner, "max_seq_length", self.max_seq_length, low=8)
+        check_range(owner, "doc_stride", self.doc_stride, low=0)
+        check_range(owner, "max_answer_length", self.max_answer_length, low=1)
+        check_range(owner, "n_best_size", self.n_best_size, low=1)
+        check_range(owner, "max_train_examples", self.max_train_examples, low=1)
+        check_range(owner, "max_eval_examples", self.max_eval_examples, low=1)
+        check_range(owner, "bucc_k", self.bucc_k, low=1)
+        if self.task == "qa" and self.doc_stride >= self.max_seq_length:
+            raise ConfigError(f"{owner}.doc_stride: must be below max_seq_length ({self.max_seq_length}), "
+                              f"got {self.doc_stride}")
+        for lang in self.languages:
+            if self.eval_data and lang not in self.eval_data:
+                raise ConfigError(f"{owner}.languages: {lang!r} has no entry in eval_data "
+                                  f"(have: {', '.join(sorted(self.eval_data))})")
+        for key, value in self.label_mapping.items():
+            if not isinstance(value, str):
+                raise ConfigError(f"{owner}.label_mapping[{key!r}]: expected a label string, got {value!r}")
+        super().__post_init__()
+
+    def eval_languages(self) -> list[str]:
+        """The languages to evaluate, in order."""
+        return list(self.languages) if self.languages else list(self.eval_data)

@@ -1,0 +1,241 @@
+"""Fine-tune on English, evaluate every target language in one call (``amber-align finetune`` / ``evaluate``).
+
+``run_finetune`` trains a stock ``AutoModelFor{TokenClassification,SequenceClassification,QuestionAnswering}``
+head on any encoder (aligned or not) with the plain ``transformers.Trainer``, saves it, then evaluates every
+language of ``eval_data`` with the same Trainer (so ``accelerate launch`` shards evaluation too).
+``run_evaluate`` does the evaluation alone: a fine-tuned task model for ner/nli/qa, any encoder for xsr/bucc.
+Both log ``eval_{task}_{lang}_{metric}`` plus the macro average ``eval_{task}_avg_{metric}`` (the training
+language left out) and write ``results.json``, ``results.md`` and ``{task}.png`` into ``output_dir``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import datasets
+from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, Trainer
+
+from amber_align.errors import ConfigError
+from amber_align.logging_utils import get_logger
+from amber_align.modeling import load_encoder, load_task_model, load_tokenizer
+from amber_align.tasks.config import FINETUNE_TASKS, TaskConfig
+from amber_align.tokenization import check_tokenizer_matches_model
+
+__all__ = ["run_finetune", "run_evaluate", "load_task_data", "evaluate_task_languages"]
+
+logger = get_logger(__name__)
+_MLQA_LANGUAGES = frozenset({"ar", "de", "en", "es", "hi", "vi", "zh"})
+
+
+def load_task_data(task: str, source: Any, *, lang: str | None = None,
+                   max_examples: int | None = None) -> datasets.Dataset:
+    """Read one task source (path, ``{file, ...}`` or ``{hub, name, split}``) with the task's reader."""
+    if source is None:
+        raise ConfigError(f"{task}: no data given (train_data / eval_data entry is empty)")
+    if task == "ner":
+        from amber_align.tasks.ner_data import load_ner as reader
+    elif task == "nli":
+        from amber_align.tasks.nli_data import load_nli as reader
+    elif task == "qa":
+        from amber_align.tasks.qa_data import load_qa as reader
+    else:
+        raise ConfigError(f"task {task!r} has no data reader; expected one of {FINETUNE_TASKS}")
+    ds = reader(source, lang=lang)
+    if max_examples is not None and len(ds) > max_examples:
+        ds = ds.select(range(max_examples))
+    return ds
+
+
+def _source_name(source: Any) -> str:
+    if isinstance(source, dict):
+        return str(source.get("file") or source.get("hub") or source)
+    return str(source)
+
+
+class _TaskSpec:
+    """Label maps, tokenization and the collator of one task, shared by training and evaluation."""
+
+    def __init__(self, config: TaskConfig, tokenizer: Any, label_list: list[str] | None):
+        self.config, self.tokenizer, self.task = config, tokenizer, config.task
+        self.label_list = label_list
+        self.label2id = {label: i for i, label in enumerate(label_list)} if label_list else {}
+
+    def collator(self) -> Any:
+        if self.task == "ner":
+            return DataCollatorForTokenClassification(self.tokenizer)
+        return DataCollatorWithPadding(self.tokenizer)
+
+    def train_features(self, ds: datasets.Dataset, source: str) -> datasets.Dataset:
+        from amber_align.tasks.preprocess import tokenize_ner, tokenize_nli
+        from amber_align.tasks.qa import prepare_qa_train_features
+
+        c = self.config
+        if self.task == "ner":
+            return tokenize_ner(ds, self.tokenizer, self.label2id, max_length=c.max_seq_length, source=source)
+        if self.task == "nli":
+            return tokenize_nli(ds, self.tokenizer, self.label2id, max_length=c.max_seq_length, source=source)
+        return prepare_qa_train_features(ds, self.tokenizer, max_length=c.max_seq_length, stride=c.doc_stride,
+                                         source=source)
+
+    def evaluate(self, trainer: Trainer, ds: datasets.Dataset, lang: str, source: str) -> dict[str, float]:
+        from amber_align.tasks import metrics
+        from amber_align.tasks.preprocess import decode_ner_predictions, tokenize_ner, tokenize_nli
+        from amber_align.tasks.qa import postprocess_qa_predictions, prepare_qa_eval_features
+
+        c = self.config
+        if self.task == "ner":
+            ds = _map_ner_labels(ds, self.label_list, c.label_mapping, source)
+            feats = tokenize_ner(ds, self.tokenizer, self.label2id, max_length=c.max_seq_length, source=source)
+            out = trainer.predict(feats, metric_key_prefix=f"predict_{lang}")
+            id2label = dict(enumerate(self.label_list))
+            gold, pred = decode_ner_predictions(out.predictions, feats, id2label, source=source)
+            return metrics.ner_scores(gold, pred)
+        if self.task == "nli":
+            feats = tokenize_nli(ds, self.tokenizer, self.label2id, max_length=c.max_seq_length, source=source)
+            out = trainer.predict(feats, metric_key_prefix=f"predict_{lang}")
+            return metrics.accuracy(out.predictions.argmax(-1).tolist(), feats["labels"])
+        feats = prepare_qa_eval_features(ds, self.tokenizer, max_length=c.max_seq_length, stride=c.doc_stride,
+                                         source=source)
+        out = trainer.predict(feats.remove_columns(["example_id", "offset_mapping"]),
+                              metric_key_prefix=f"predict_{lang}")
+        start_logits, end_logits = out.predictions[:2] if isinstance(out.predictions, tuple) else out.predictions
+        preds = postprocess_qa_predictions(ds, feats, start_logits, end_logits, n_best=c.n_best_size,
+                                           max_answer_length=c.max_answer_length)
+        refs = {row["id"]: list(row["answers"]["text"]) for row in ds}
+        mlqa = c.qa_normalization == "mlqa" or (c.qa_normalization == "auto" and lang in _MLQA_LANGUAGES)
+        return metrics.qa_scores(preds, refs, lang=lang, mlqa=mlqa)
+
+
+def _map_ner_labels(ds: datasets.Dataset, label_list: list[str], mapping: dict[str, str],
+                    source: str) -> datasets.Dataset:
+    from amber_align.tasks.ner_data import apply_label_mapping
+
+    return apply_label_mapping(ds, label_list, mapping, source=source)
+
+
+def evaluate_task_languages(trainer: Trainer, spec: _TaskSpec, config: TaskConfig) -> dict[str, dict[str, float]]:
+    """Evaluate every language of ``config.eval_data``; returns ``{lang: {metric: value}}`` (percent)."""
+    per_lang: dict[str, dict[str, float]] = {}
+    for lang in config.eval_languages():
+        source = config.eval_data[lang]
+        ds = load_task_data(config.task, source, lang=lang, max_examples=config.max_eval_examples)
+        per_lang[lang] = spec.evaluate(trainer, ds, lang, _source_name(source))
+        logger.info("%s %s (%d examples): %s", config.task, lang, len(ds),
+                    ", ".join(f"{k} {v:.1f}" for k, v in per_lang[lang].items()))
+    return per_lang
+
+
+def _report(config: TaskConfig, per_lang: dict[str, dict[str, float]], trainer: Trainer | None,
+            meta: dict[str, Any]) -> dict[str, Any]:
+    from amber_align.tasks.results import flatten_metrics, write_results
+
+    flat = flatten_metrics(config.task, per_lang, exclude_from_average=(config.train_language,))
+    if trainer is not None:
+        trainer.log(flat)
+    paths: dict[str, Any] = {}
+    if trainer is None or trainer.is_world_process_zero():
+        paths = write_results(config.results_dir or config.output_dir, config.task, per_lang, meta=meta)
+    return {"metrics": flat, "per_language": per_lang, "paths": paths}
+
+
+def _meta(config: TaskConfig, started: float, **extra: Any) -> dict[str, Any]:
+    return {"model": config.run_name_in_results or config.model_name_or_path, "task": config.task,
+            "train_language": config.train_language, "seconds": round(time.time() - started, 1), **extra}
+
+
+def _tokenizer_and_check(config: TaskConfig, model: Any) -> Any:
+    name = config.tokenizer_name_or_path or config.model_name_or_path
+    tokenizer = load_tokenizer(name)
+    check_tokenizer_matches_model(tokenizer, model, name=name)
+    return tokenizer
+
+
+def run_finetune(config: TaskConfig) -> dict[str, Any]:
+    """Train the task head on ``train_data`` (English), save it, evaluate every language; returns the report."""
+    if config.task not in FINETUNE_TASKS:
+        raise ConfigError(f"finetune: task {config.task!r} has no training; use evaluate (tasks {FINETUNE_TASKS})")
+    if not config.model_name_or_path:
+        raise ConfigError("finetune: model_name_or_path is required")
+    started = time.time()
+    train = load_task_data(config.task, config.train_data, lang=config.train_language,
+                           max_examples=config.max_train_examples)
+    for lang in config.eval_languages():  # fail on a bad evaluation file before hours of training
+        load_task_data(config.task, config.eval_data[lang], lang=lang, max_examples=1)
+    label_list, kwargs = None, {}
+    if config.task == "ner":
+        from amber_align.tasks.preprocess import ner_label_list
+
+        label_list = list(config.label_list) or ner_label_list(train["ner_tags"])
+    elif config.task == "nli":
+        from amber_align.tasks.nli_data import NLI_LABELS
+
+        label_list = list(NLI_LABELS)
+    if label_list:
+        kwargs = {"num_labels": len(label_list), "id2label": dict(enumerate(label_list)),
+                  "label2id": {label: i for i, label in enumerate(label_list)}}
+    model = load_task_model(config.task, config.model_name_or_path,
+                            allow_pickle_weights=config.allow_pickle_weights, **kwargs)
+    tokenizer = _tokenizer_and_check(config, model)
+    spec = _TaskSpec(config, tokenizer, label_list)
+    features = spec.train_features(train, _source_name(config.train_data))
+    trainer = Trainer(model=model, args=config, train_dataset=features, data_collator=spec.collator(),
+                      processing_class=tokenizer)
+    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    if config.save_model:
+        trainer.save_model(config.output_dir)
+    per_lang = evaluate_task_languages(trainer, spec, config)
+    return _report(config, per_lang, trainer, _meta(config, started, train_examples=len(train),
+                                                    train_steps=trainer.state.global_step))
+
+
+def run_evaluate(config: TaskConfig) -> dict[str, Any]:
+    """Evaluate without training: a fine-tuned task model (ner/nli/qa) or any encoder (xsr/bucc)."""
+    if not config.model_name_or_path:
+        raise ConfigError("evaluate: model_name_or_path (--model) is required")
+    started = time.time()
+    if config.task in ("xsr", "bucc"):
+        return _evaluate_retrieval(config, started)
+    model = load_task_model(config.task, config.model_name_or_path, allow_pickle_weights=config.allow_pickle_weights)
+    tokenizer = _tokenizer_and_check(config, model)
+    label_list = None
+    if config.task in ("ner", "nli"):
+        id2label = getattr(model.config, "id2label", None) or {}
+        label_list = [id2label[i] for i in sorted(id2label)]
+        if config.task == "nli":
+            from amber_align.tasks.nli_data import NLI_LABELS
+
+            if sorted(label_list) != sorted(NLI_LABELS):
+                raise ConfigError(f"{config.model_name_or_path}: the model's labels {label_list} are not the NLI "
+                                  f"labels {list(NLI_LABELS)}: is it a fine-tuned NLI model?")
+    if not config.eval_data:
+        raise ConfigError(f"evaluate --task {config.task}: eval_data is empty (give {{lang: file}} in --config)")
+    spec = _TaskSpec(config, tokenizer, label_list)
+    trainer = Trainer(model=model, args=config, data_collator=spec.collator(), processing_class=tokenizer)
+    per_lang = evaluate_task_languages(trainer, spec, config)
+    return _report(config, per_lang, trainer, _meta(config, started))
+
+
+def _evaluate_retrieval(config: TaskConfig, started: float) -> dict[str, Any]:
+    if not config.languages or not config.data_dir:
+        raise ConfigError(f"evaluate --task {config.task}: needs languages and data_dir")
+    model = load_encoder(config.model_name_or_path, allow_pickle_weights=config.allow_pickle_weights)
+    tokenizer = _tokenizer_and_check(config, model)
+    per_lang: dict[str, dict[str, float]] = {}
+    if config.task == "xsr":
+        from amber_align.tasks.retrieval import evaluate_tatoeba
+
+        scores = evaluate_tatoeba(model, tokenizer, config.languages, config.data_dir, layer=config.layer,
+                                  max_sentences=config.max_eval_examples)
+        for lang in config.languages:
+            per_lang[lang] = {m: scores[f"{lang}_{m}"] for m in ("xx2en_p@1", "en2xx_p@1")}
+    else:
+        from amber_align.tasks.bucc import evaluate_bucc
+
+        scores = evaluate_bucc(model, tokenizer, config.languages, config.data_dir, layer=config.layer,
+                               k=config.bucc_k, max_sentences=config.max_eval_examples,
+                               dev_split=config.bucc_dev_split, eval_split=config.bucc_eval_split)
+        for lang in config.languages:
+            per_lang[lang] = {m: scores[f"{lang}_{m}"] for m in ("f1", "precision", "recall", "threshold")
+                              if f"{lang}_{m}" in scores}
+    return _report(config, per_lang, None, _meta(config, started, layer=config.layer))
