@@ -196,13 +196,19 @@ def _average_note(langs: Sequence[str], excluded: Iterable[str], common: bool = 
     return note + (f"; {left_out} left out." if left_out else ".")
 
 
+def _meta_value(value: Any) -> str:
+    if isinstance(value, Mapping):  # e.g. eval_examples per language
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
 def _results_markdown(doc: Mapping[str, Any]) -> str:
     parts = ["# Results", ""]
     for task, entry in doc["tasks"].items():
         meta = entry.get("meta", {})
         parts += [f"## {task}", ""]
         if meta:
-            parts += [" · ".join(f"{k}: {v}" for k, v in meta.items() if k != "task"), ""]
+            parts += [" · ".join(f"{k}: {_meta_value(v)}" for k, v in meta.items() if k != "task"), ""]
         excluded = entry.get("average_excludes", [])
         parts += [format_table(entry["languages"], average=entry["average"]), "",
                   _average_note([lang for lang in entry["languages"] if lang not in excluded], excluded), ""]

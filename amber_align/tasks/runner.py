@@ -114,12 +114,16 @@ def _map_ner_labels(ds: datasets.Dataset, label_list: list[str], mapping: dict[s
     return apply_label_mapping(ds, label_list, mapping, source=source)
 
 
-def evaluate_task_languages(trainer: Trainer, spec: _TaskSpec, config: TaskConfig) -> dict[str, dict[str, float]]:
-    """Evaluate every language of ``config.eval_data``; returns ``{lang: {metric: value}}`` (percent)."""
+def evaluate_task_languages(trainer: Trainer, spec: _TaskSpec, config: TaskConfig,
+                            counts: dict[str, int] | None = None) -> dict[str, dict[str, float]]:
+    """Evaluate every language of ``config.eval_data``; returns ``{lang: {metric: value}}`` (percent) and fills
+    ``counts`` (when given) with the number of examples evaluated per language."""
     per_lang: dict[str, dict[str, float]] = {}
     for lang in config.eval_languages():
         source = config.eval_data[lang]
         ds = load_task_data(config.task, source, lang=lang, max_examples=config.max_eval_examples)
+        if counts is not None:
+            counts[lang] = len(ds)
         per_lang[lang] = spec.evaluate(trainer, ds, lang, _source_name(source))
         logger.info("%s %s (%d examples): %s", config.task, lang, len(ds),
                     ", ".join(f"{k} {v:.1f}" for k, v in per_lang[lang].items()))
@@ -184,9 +188,10 @@ def run_finetune(config: TaskConfig) -> dict[str, Any]:
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     if config.save_model:
         trainer.save_model(config.output_dir)
-    per_lang = evaluate_task_languages(trainer, spec, config)
+    counts: dict[str, int] = {}
+    per_lang = evaluate_task_languages(trainer, spec, config, counts)
     return _report(config, per_lang, trainer, _meta(config, started, train_examples=len(train),
-                                                    train_steps=trainer.state.global_step))
+                                                    train_steps=trainer.state.global_step, eval_examples=counts))
 
 
 def run_evaluate(config: TaskConfig) -> dict[str, Any]:
@@ -212,8 +217,9 @@ def run_evaluate(config: TaskConfig) -> dict[str, Any]:
         raise ConfigError(f"evaluate --task {config.task}: eval_data is empty (give {{lang: file}} in --config)")
     spec = _TaskSpec(config, tokenizer, label_list)
     trainer = Trainer(model=model, args=config, data_collator=spec.collator(), processing_class=tokenizer)
-    per_lang = evaluate_task_languages(trainer, spec, config)
-    return _report(config, per_lang, trainer, _meta(config, started))
+    counts: dict[str, int] = {}
+    per_lang = evaluate_task_languages(trainer, spec, config, counts)
+    return _report(config, per_lang, trainer, _meta(config, started, eval_examples=counts))
 
 
 def _evaluate_retrieval(config: TaskConfig, started: float) -> dict[str, Any]:
