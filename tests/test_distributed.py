@@ -59,3 +59,11 @@ def test_all_amber_parts_keep_ranks_in_sync(tmp_path):
     assert two["world"] == 2 and two["in_sync"] and two["moved"]
     parts = ("mlm", "tlm", "sa", "wa", "cao_link", "cao_anchor")
     assert len(two["logged"]) == 2 and all(p in h for h in two["logged"] for p in parts)
+
+
+@pytest.mark.distributed
+def test_continual_finetune_keeps_ranks_in_sync_and_logs_three_parts(tmp_path):
+    """Continual learning on 2 ranks: task forward + pair forward through DDP, one backward, parameters in sync."""
+    two = _run(2, tmp_path, Path(__file__).resolve().parent / "distributed" / "continual_ddp_step.py")
+    assert two["world"] == 2 and two["in_sync"] and two["moved"]
+    assert len(two["logged"]) == 2 and all(p in h for h in two["logged"] for p in ("task", "cao_link", "cao_anchor"))

@@ -26,6 +26,8 @@ _OWN_FIELDS = (
     "train_language", "label_list", "label_mapping", "max_seq_length", "doc_stride", "max_answer_length",
     "n_best_size", "qa_normalization", "max_train_examples", "max_eval_examples", "layer", "bucc_k",
     "bucc_dev_split", "bucc_eval_split", "results_dir", "save_model", "allow_pickle_weights", "run_name_in_results",
+    "continual_alignment", "continual_data", "continual_options", "continual_pool_size", "continual_batch_size", "continual_link_weight",
+    "continual_anchor_weight", "continual_anchor_model", "continual_pooling",
 )
 
 
@@ -104,6 +106,32 @@ class TaskConfig(TrainingArguments):
     allow_pickle_weights: bool = field(
         default=False, metadata={"help": "Allow pickle-based .bin weights (unsafe: only for files you trust)."}
     )
+    continual_alignment: bool = field(
+        default=False,
+        metadata={"help": "finetune: keep the Cao alignment loss on during task training (Efimov et al. 2022): "
+                          "each step adds link_weight · aligned-word MSE + anchor_weight · anchor MSE on a fresh "
+                          "batch of parallel pairs drawn with replacement from a pool."},
+    )
+    continual_data: list[dict[str, Any]] = field(
+        default_factory=list,
+        metadata={"help": "continual: parallel sources (same form as `align`'s train_data; eflomal runs when "
+                          "links are missing)."},
+    )
+    continual_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "continual: further fields of the pair pipeline, as in an `align` config (e.g. "
+                          "pretokenized, max_words, symmetrization, dedup_eval_files, drop_identical_links)."},
+    )
+    continual_pool_size: int = field(default=30000, metadata={"help": "continual: pairs in the pool (Efimov: 30k)."})
+    continual_batch_size: int = field(default=16, metadata={"help": "continual: pairs per step (Efimov: 16)."})
+    continual_link_weight: float = field(default=0.01, metadata={"help": "continual: aligned-word MSE weight (0.01)."})
+    continual_anchor_weight: float = field(default=1.0, metadata={"help": "continual: anchor MSE weight (1.0)."})
+    continual_anchor_model: str | None = field(
+        default=None,
+        metadata={"help": "continual: the frozen original encoder f0 of the anchor MSE (default: "
+                          "model_name_or_path, the encoder fine-tuning starts from)."},
+    )
+    continual_pooling: str = field(default="mean", metadata={"help": "continual: word vector from subwords."})
     run_name_in_results: str | None = field(
         default=None, metadata={"help": "Name shown for this run in results.md and plots (default: the model)."}
     )
@@ -122,6 +150,13 @@ class TaskConfig(TrainingArguments):
         check_range(owner, "max_train_examples", self.max_train_examples, low=1)
         check_range(owner, "max_eval_examples", self.max_eval_examples, low=1)
         check_range(owner, "bucc_k", self.bucc_k, low=1)
+        check_range(owner, "continual_pool_size", self.continual_pool_size, low=1)
+        check_range(owner, "continual_batch_size", self.continual_batch_size, low=1)
+        check_range(owner, "continual_link_weight", self.continual_link_weight, low=0)
+        check_range(owner, "continual_anchor_weight", self.continual_anchor_weight, low=0)
+        check_choice(owner, "continual_pooling", self.continual_pooling, ("first", "last", "mean"))
+        if self.continual_alignment and not self.continual_data:
+            raise ConfigError(f"{owner}.continual_data: continual_alignment needs parallel sources, got none")
         if self.task == "qa" and self.doc_stride >= self.max_seq_length:
             raise ConfigError(f"{owner}.doc_stride: must be below max_seq_length ({self.max_seq_length}), "
                               f"got {self.doc_stride}")

@@ -22,7 +22,7 @@ from amber_align.modeling import load_encoder, load_task_model, load_tokenizer
 from amber_align.tasks.config import FINETUNE_TASKS, TaskConfig
 from amber_align.tokenization import check_tokenizer_matches_model
 
-__all__ = ["run_finetune", "run_evaluate", "load_task_data", "evaluate_task_languages"]
+__all__ = ["run_finetune", "run_evaluate", "load_task_data", "evaluate_task_languages", "continual_pairs"]
 
 logger = get_logger(__name__)
 _MLQA_LANGUAGES = frozenset({"ar", "de", "en", "es", "hi", "vi", "zh"})
@@ -140,7 +140,8 @@ def _report(config: TaskConfig, per_lang: dict[str, dict[str, float]], trainer: 
     paths: dict[str, Any] = {}
     if trainer is None or trainer.is_world_process_zero():
         paths = write_results(config.results_dir or config.output_dir, config.task, per_lang, meta=meta)
-    return {"metrics": flat, "per_language": per_lang, "paths": paths}
+    history = list(trainer.state.log_history) if trainer is not None else []
+    return {"metrics": flat, "per_language": per_lang, "paths": paths, "log_history": history}
 
 
 def _meta(config: TaskConfig, started: float, **extra: Any) -> dict[str, Any]:
@@ -183,15 +184,49 @@ def run_finetune(config: TaskConfig) -> dict[str, Any]:
     tokenizer = _tokenizer_and_check(config, model)
     spec = _TaskSpec(config, tokenizer, label_list)
     features = spec.train_features(train, _source_name(config.train_data))
-    trainer = Trainer(model=model, args=config, train_dataset=features, data_collator=spec.collator(),
-                      processing_class=tokenizer)
+    trainer_kwargs = dict(model=model, args=config, train_dataset=features, data_collator=spec.collator(),
+                          processing_class=tokenizer)
+    if config.continual_alignment:
+        trainer = _continual_trainer(config, tokenizer, trainer_kwargs)
+    else:
+        trainer = Trainer(**trainer_kwargs)
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     if config.save_model:
         trainer.save_model(config.output_dir)
     counts: dict[str, int] = {}
     per_lang = evaluate_task_languages(trainer, spec, config, counts)
     return _report(config, per_lang, trainer, _meta(config, started, train_examples=len(train),
-                                                    train_steps=trainer.state.global_step, eval_examples=counts))
+                                                    train_steps=trainer.state.global_step, eval_examples=counts,
+                                                    continual_alignment=config.continual_alignment))
+
+
+def continual_pairs(config: TaskConfig, tokenizer: Any) -> datasets.Dataset:
+    """The pool of aligned pairs for continual learning: ``continual_data`` read, linked (eflomal when links are
+    missing) and encoded as for ``amber-align align``, then ``continual_pool_size`` pairs drawn with the seed."""
+    from amber_align.config_io import build_config
+    from amber_align.pipeline import build_alignment_datasets
+
+    cao = build_config({**config.continual_options, "method": "cao", "output_dir": config.output_dir,
+                        "model_name_or_path": config.model_name_or_path, "train_data": config.continual_data,
+                        "pooling": config.continual_pooling, "seed": config.seed, "use_cpu": config.use_cpu,
+                        "report_to": []}, source="continual_options")
+    pairs, _ = build_alignment_datasets(cao, tokenizer)
+    if len(pairs) > config.continual_pool_size:
+        pairs = pairs.shuffle(seed=config.seed).select(range(config.continual_pool_size))
+    logger.info("continual learning: a pool of %d aligned pairs, %d drawn per step", len(pairs),
+                config.continual_batch_size)
+    return pairs
+
+
+def _continual_trainer(config: TaskConfig, tokenizer: Any, trainer_kwargs: dict[str, Any]) -> Trainer:
+    from amber_align.trainers.continual import ContinualTaskTrainer
+
+    teacher = load_encoder(config.continual_anchor_model or config.model_name_or_path,
+                           allow_pickle_weights=config.allow_pickle_weights)
+    return ContinualTaskTrainer(**trainer_kwargs, alignment_pairs=continual_pairs(config, tokenizer),
+                                teacher=teacher, pair_batch_size=config.continual_batch_size,
+                                link_weight=config.continual_link_weight,
+                                anchor_weight=config.continual_anchor_weight, pooling=config.continual_pooling)
 
 
 def run_evaluate(config: TaskConfig) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from transformers import Trainer
 
 from amber_align.logging_utils import get_logger
 from amber_align.modeling import freeze_pooler, load_encoder
+from amber_align.trainers.common import LossPartsLogging, prepare_frozen_teacher
 from amber_align.trainers.sampler import MultiPairBatchSampler
 
 __all__ = ["AlignmentTrainer"]
@@ -31,7 +32,7 @@ __all__ = ["AlignmentTrainer"]
 logger = get_logger(__name__)
 
 
-class AlignmentTrainer(Trainer):
+class AlignmentTrainer(LossPartsLogging, Trainer):
     """Base class; subclasses implement ``compute_loss_parts`` and set ``count_keys``."""
 
     #: batch keys holding item counts that parts are normalised by (summed over GA window and processes)
@@ -45,8 +46,7 @@ class AlignmentTrainer(Trainer):
         frozen = freeze_pooler(self.model)
         if frozen:
             logger.info(f"pooler frozen ({frozen} parameters): unused by alignment, kept in the checkpoint")
-        self._train_parts: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
-        self._parts_last_step = 0
+        self._init_parts()
         self._eval_parts: dict[str, list[torch.Tensor]] = defaultdict(list)
         self.teacher = self._prepare_teacher(teacher) if self.needs_teacher() else None
 
@@ -67,11 +67,7 @@ class AlignmentTrainer(Trainer):
             if path is None:
                 raise ValueError("a frozen teacher is needed: pass teacher= or set model_name_or_path in the config")
             teacher = load_encoder(path, allow_pickle_weights=getattr(self.args, "allow_pickle_weights", False))
-        if teacher is self.model:
-            raise ValueError("the teacher must be a separate model object, not the trained model")
-        teacher.eval()
-        teacher.requires_grad_(False)
-        return self.accelerator.prepare_model(teacher, evaluation_mode=True)
+        return prepare_frozen_teacher(self.accelerator, teacher, self.model)
 
     # ----- counts ----------------------------------------------------------------------------------------------
     def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> dict[str, torch.Tensor] | None:
@@ -97,22 +93,8 @@ class AlignmentTrainer(Trainer):
         scale = self.accelerator.num_processes if num_items_in_batch is not None else 1
         loss = sum(parts.values()) * scale
         if model.training:
-            for name, value in parts.items():
-                self._train_parts[name] = self._train_parts[name] + value.detach() * scale
+            self.record_parts(parts, scale)
         return (loss, parts) if return_outputs else loss
-
-    # ----- logging ---------------------------------------------------------------------------------------------
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs and self._train_parts:
-            steps = max(self.state.global_step - self._parts_last_step, 1)
-            names = sorted(self._train_parts)
-            values = torch.stack([self._train_parts[n] for n in names])
-            values = self.accelerator.gather(values.unsqueeze(0)).mean(0) if self.accelerator.num_processes > 1 else values
-            for n, v in zip(names, values.tolist()):
-                logs[n] = round(v / steps, 6)
-            self._train_parts.clear()
-            self._parts_last_step = self.state.global_step
-        super().log(logs, start_time)
 
     # ----- data ------------------------------------------------------------------------------------------------
     def _length_of_rows(self, dataset: Any) -> list[int] | None:
