@@ -23,14 +23,13 @@ import math
 import numbers
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
 from amber_align.errors import ConfigError, DataFormatError
-from amber_align.io_utils import atomic_write_text
+from amber_align.io_utils import atomic_write_bytes, atomic_write_text
 from amber_align.logging_utils import get_logger
 
 __all__ = ["SCHEMA_VERSION", "PRIMARY_METRICS", "ComparisonResult", "flatten_metrics", "unflatten_metrics",
@@ -216,24 +215,6 @@ def _results_markdown(doc: Mapping[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------ files
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Binary twin of :func:`amber_align.io_utils.atomic_write_text` (for PNGs)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     """An exclusive ``flock`` on ``directory`` itself (no lock file left behind); no lock where there is no fcntl."""
@@ -287,7 +268,7 @@ def write_results(run_dir: str | os.PathLike, task: str, per_lang: Mapping[str, 
     from amber_align.tasks.plots import task_chart
 
     try:
-        _atomic_write_bytes(png_path, task_chart(task, data, average, meta))
+        atomic_write_bytes(png_path, task_chart(task, data, average, meta))
     except Exception:
         png_path.unlink(missing_ok=True)
         logger.error("%s: could not draw %s; %s and %s are up to date", task, png_path, json_path, md_path)
@@ -488,7 +469,7 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike], *, out_dir: str | os.Pat
     md_path = out / "comparison.md"
     atomic_write_text(md_path, markdown)
     for path, data in files:
-        _atomic_write_bytes(path, data)
+        atomic_write_bytes(path, data)
     logger.info("compared %s on %s: wrote %s", ", ".join(names), ", ".join(selected), out)
     return ComparisonResult(markdown=markdown, paths=[md_path, *(p for p, _ in files)], table=tables,
                             names=list(names), tasks=selected)
