@@ -3,7 +3,8 @@
 Subcommands: ``align`` (train an alignment method from a YAML config plus ``--field value`` overrides),
 ``demo`` (the offline demo), ``word-align`` (eflomal alignments of a corpus), ``aer`` (score alignments against
 gold), ``finetune`` (English task head, zero-shot evaluation of every listed language), ``evaluate`` (the
-evaluation alone: xsr, bucc, ner, nli, qa), ``compare`` (runs side by side). Errors of the package (bad files, bad config,
+evaluation alone: xsr, bucc, ner, nli, qa), ``compare`` (runs side by side), ``diagnose`` (word-retrieval,
+distances, aer, bli) and ``refine`` (Wang et al. per-layer maps). Errors of the package (bad files, bad config,
 missing extras) print one ``error:`` line and exit with status 2; nothing is printed as a traceback.
 """
 
@@ -144,6 +145,95 @@ def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _models(values: Sequence[str]) -> dict[str, str]:
+    """``--model before=path --model path2`` → {name: path}; a bare path is named after its folder."""
+    import re
+
+    from amber_align.errors import ConfigError
+
+    models: dict[str, str] = {}
+    for value in values:
+        name, eq, path = value.partition("=")
+        if not eq:
+            path, name = value, re.sub(r"[^A-Za-z0-9-]+", "-", Path(value.rstrip("/")).name).strip("-") or "model"
+        if name in models:
+            raise ConfigError(f"--model: the name {name!r} is given twice; name them, e.g. --model before=PATH")
+        models[name] = path
+    return models
+
+
+def _source(args: argparse.Namespace) -> dict:
+    from amber_align.errors import ConfigError
+
+    if bool(args.file) == bool(args.src_file and args.tgt_file):
+        raise ConfigError("give the parallel corpus as --src_file and --tgt_file, or as --file")
+    source = {"src_lang": args.src_lang, "tgt_lang": args.tgt_lang, "alignments": args.alignments,
+              "max_pairs": args.max_pairs}
+    source.update({"file": args.file, "format": args.format} if args.file else
+                  {"src_file": args.src_file, "tgt_file": args.tgt_file})
+    return {k: v for k, v in source.items() if v is not None}
+
+
+def cmd_diagnose(args: argparse.Namespace, extra: list[str]) -> int:
+    from amber_align.diagnostics import run
+
+    if extra:
+        raise_unknown(extra)
+    out = Path(args.output_dir)
+    options = {"pretokenized": getattr(args, "pretokenized", False)}
+    if args.diagnostic == "aer":
+        result = run.diagnose_aer(args.pred, args.gold, out, pred_one_based=args.pred_one_based,
+                                  gold_zero_based=args.gold_zero_based)
+        print(json.dumps({k: round(v, 2) for k, v in result["scores"].items()}, indent=2))
+    elif args.diagnostic == "word-retrieval":
+        result = run.diagnose_word_retrieval(_models(args.model), _source(args), out, layer=args.layer, k=args.k,
+                                             method=args.method, options=options, max_links=args.max_links)
+        print(json.dumps(result, indent=2))
+    elif args.diagnostic == "distances":
+        from amber_align.diagnostics.distances import format_distance_table
+
+        result = run.diagnose_distances(_models(args.model), _source(args), out, layer=args.layer, seed=args.seed,
+                                        options=options, max_links=args.max_links)
+        print(format_distance_table(result))
+    else:
+        if not args.lang or not args.dictionary_dir:
+            from amber_align.errors import ConfigError
+
+            raise ConfigError("diagnose bli needs --lang (e.g. es) and --dictionary_dir (MUSE dictionaries)")
+        result = run.diagnose_bli(_models(args.model), args.lang, [_source(args)], args.dictionary_dir, out,
+                                  layer=args.layer, k=args.k, pretokenized=args.pretokenized)
+        print(json.dumps({n: {k: r[k] for k in ("p@1", "p@1_covered", "coverage")} for n, r in result.items()},
+                         indent=2))
+    print(f"wrote results to {out}")
+    return 0
+
+
+def cmd_refine(args: argparse.Namespace, extra: list[str]) -> int:
+    from amber_align.diagnostics.run import fit_and_save_refinement
+
+    if extra:
+        raise_unknown(extra)
+    layers = [int(x) for x in args.layers.split(",")]
+    path = fit_and_save_refinement(args.model, [_source(args)], args.output_dir or args.model, layers=layers,
+                                   method=args.method, tau=None if args.tau <= 0 else args.tau,
+                                   options={"pretokenized": args.pretokenized}, max_links=args.max_links)
+    print(f"wrote refinement maps to {path}")
+    return 0
+
+
+def _add_corpus_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--src_file", help="foreign side, one sentence per line (with --tgt_file)")
+    p.add_argument("--tgt_file", help="English side, line-aligned with --src_file")
+    p.add_argument("--file", help="one file of pairs ('src ||| tgt' with --format bar, or TSV/JSONL)")
+    p.add_argument("--format", default=None, help="format of --file: bar, tsv, csv, jsonl")
+    p.add_argument("--src_lang", default=None)
+    p.add_argument("--tgt_lang", default=None)
+    p.add_argument("--alignments", default=None, help="Pharaoh links (0-based); eflomal runs when missing")
+    p.add_argument("--max_pairs", type=int, default=None)
+    p.add_argument("--pretokenized", action="store_true", help="text is word-tokenized: split on whitespace only")
+    p.add_argument("--max_links", type=int, default=None, help="use at most N word links")
+
+
 def raise_unknown(extra: Sequence[str]) -> None:
     from amber_align.errors import ConfigError
 
@@ -203,6 +293,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output_dir", default=None, help="results.json/.md and plots (default: amber-align-eval)")
     p.add_argument("--output", default=None, help="also write the flat eval_* metrics as JSON here")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("diagnose", help="alignment diagnostics: word-retrieval, distances, aer, bli")
+    diag = p.add_subparsers(dest="diagnostic", required=True)
+    for name, text in (("word-retrieval", "contextual word retrieval (Cao): CSLS accuracy both ways"),
+                       ("distances", "related vs unrelated word distances (Efimov), histogram PNG"),
+                       ("bli", "bilingual lexicon induction on MUSE: Procrustes 0-5000, CSLS P@1 5000-6500")):
+        d = diag.add_parser(name, help=text)
+        d.add_argument("--model", action="append", required=True, help="NAME=PATH or PATH; repeat to compare")
+        _add_corpus_args(d)
+        d.add_argument("--layer", type=int, default=-1, help="hidden layer (-1 = last)")
+        d.add_argument("--k", type=int, default=10, help="CSLS neighbours")
+        d.add_argument("--method", default="csls", choices=["csls", "cosine"], help="word-retrieval scoring")
+        d.add_argument("--seed", type=int, default=0, help="distances: seed of the random (unrelated) pairs")
+        d.add_argument("--lang", default=None, help="bli: the foreign language (e.g. es)")
+        d.add_argument("--dictionary_dir", default=None, help="bli: folder of MUSE dictionaries")
+        d.add_argument("--output_dir", required=True)
+        d.set_defaults(func=cmd_diagnose)
+    d = diag.add_parser("aer", help="AER / precision / recall / F1 against gold, per sentence too")
+    d.add_argument("--pred", required=True, help="predicted links, Pharaoh i-j (0-based unless --pred_one_based)")
+    d.add_argument("--gold", required=True, help="gold links (1-based, 'p' = possible, unless --gold_zero_based)")
+    d.add_argument("--pred_one_based", action="store_true")
+    d.add_argument("--gold_zero_based", action="store_true")
+    d.add_argument("--output_dir", required=True)
+    d.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser("refine", help="Wang et al. refinement: per-layer maps from aligned words, saved as safetensors")
+    p.add_argument("--model", required=True, help="encoder directory or Hub id")
+    _add_corpus_args(p)
+    p.add_argument("--layers", default="9,10,11,12", help="hidden_states indices to map")
+    p.add_argument("--method", default="orthogonal", choices=["orthogonal", "least_squares"])
+    p.add_argument("--tau", type=float, default=0.9, help="vocabulary reallocation threshold (0 = off)")
+    p.add_argument("--output_dir", default=None, help="where alignment_maps.* go (default: the model folder)")
+    p.set_defaults(func=cmd_refine)
 
     p = sub.add_parser("compare", help="put runs side by side (tables + plots) with per-language differences")
     p.add_argument("runs", nargs="+", help="run directories (with results.json); the first is the baseline")
