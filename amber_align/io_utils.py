@@ -1,12 +1,16 @@
-"""Atomic file writes: a reader never sees a half-written file, and an interrupted write leaves none behind."""
+"""File I/O shared by the package: atomic writes (a reader never sees a half-written file, an interrupted write
+leaves none behind) and one strict text-line reader whose errors name the file and line."""
 
 from __future__ import annotations
 
+import codecs
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "atomic_write_bytes"]
+from amber_align.errors import ConfigError, DataFormatError
+
+__all__ = ["atomic_write_text", "atomic_write_bytes", "read_text_lines"]
 
 
 def _umask() -> int:
@@ -21,23 +25,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     The file gets the usual mode for new files (0666 minus the umask), not ``mkstemp``'s private 0600, so shipped
     or shared outputs stay readable.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Binary twin of :func:`atomic_write_text` (PNGs, tensors): temp file + fsync + ``os.replace``."""
+    """Write ``data`` to ``path`` via a temp file + fsync + ``os.replace`` (PNGs, safetensors, and the text of
+    :func:`atomic_write_text`), with the usual mode for new files."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -51,3 +44,42 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_text_lines(path: str | os.PathLike, *, what: str = "file", encoding: str | None = None,
+                    fallback: str | None = None) -> tuple[list[str], str]:
+    """Lines of a text file and the encoding used: split on ``\\n`` only, BOM and the CR of CRLF stripped, no
+    extra line for a final newline.
+
+    ``encoding`` given: strict decoding with it. Else UTF-8, then ``fallback`` (e.g. Latin-1 for CoNLL-2002) when
+    the file is not valid UTF-8. A file that cannot be read is a ``ConfigError`` naming ``what`` and the path; bad
+    bytes are a ``DataFormatError`` naming the line.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{what} {str(path)!r} cannot be read: {err.strerror or err}") from None
+    data = data.removeprefix(codecs.BOM_UTF8)
+    tried = encoding or "utf-8"
+    try:
+        codecs.lookup(tried)
+    except LookupError:
+        raise ConfigError(f"unknown encoding {encoding!r} for {str(path)!r}") from None
+    try:
+        text, used = data.decode(tried), tried
+    except UnicodeDecodeError as err:
+        if encoding is None and fallback is not None:
+            text, used = data.decode(fallback), fallback
+        else:
+            line = data.count(b"\n", 0, err.start) + 1
+            if encoding is not None:
+                raise DataFormatError(f"not valid {tried} (byte 0x{data[err.start]:02x})", path=path,
+                                      line=line) from None
+            column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+            raise DataFormatError(f"invalid UTF-8 (byte 0x{data[err.start]:02x} at column {column}); convert the "
+                                  "file to UTF-8 (e.g. iconv -f latin1 -t utf-8)", path=path, line=line) from None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines], used
+

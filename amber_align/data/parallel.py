@@ -29,6 +29,7 @@ import datasets
 from amber_align.data.languages import is_known_language, normalize_language
 from amber_align.data.words import word_tokenize_batch
 from amber_align.errors import ConfigError, DataFormatError
+from amber_align.io_utils import read_text_lines
 from amber_align.logging_utils import get_logger
 
 __all__ = ["ParallelSource", "load_parallel", "read_eval_sentences", "normalize_for_dedup", "PARALLEL_FEATURES"]
@@ -150,27 +151,8 @@ class ParallelSource:
 
 # ----------------------------------------------------------------------------------------------------------- reading
 def _read_lines(path: str | Path, what: str = "file") -> list[str]:
-    """Lines of a UTF-8 text file: BOM and CR of CRLF stripped, no extra line for a final newline."""
-    try:
-        data = Path(path).read_bytes()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
-        raise ConfigError(f"{what} {str(path)!r} cannot be read: {err.strerror}") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        raw = data.decode("utf-8").split("\n")
-    except UnicodeDecodeError:  # find the line, and the byte, that is not UTF-8 ("\n" is never inside a sequence)
-        for number, chunk in enumerate(data.split(b"\n"), 1):
-            try:
-                chunk.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise DataFormatError(f"invalid UTF-8 (byte 0x{chunk[err.start]:02x} at column {err.start + 1}); "
-                                      "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)",
-                                      path=path, line=number) from None
-        raise
-    if raw[-1] == "":
-        raw.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in raw]
+    """Lines of a UTF-8 text file (see :func:`amber_align.io_utils.read_text_lines`)."""
+    return read_text_lines(path, what=what)[0]
 
 
 def _infer_language(path: str, field_name: str) -> str:

@@ -29,10 +29,11 @@ import datasets
 import torch
 
 from amber_align.data.languages import normalize_language
-from amber_align.data.parallel import ParallelSource, _read_lines, load_parallel
+from amber_align.data.parallel import ParallelSource, load_parallel
 from amber_align.diagnostics.csls import csls_nearest
 from amber_align.diagnostics.word_vectors import contextual_word_averages
 from amber_align.errors import ConfigError, DataFormatError
+from amber_align.io_utils import read_text_lines
 from amber_align.logging_utils import get_logger
 from amber_align.refinement.procrustes import orthogonal_procrustes
 
@@ -53,7 +54,7 @@ def read_muse(path: str | Path) -> list[tuple[str, str]]:
     a line without exactly two fields, a blank line, invalid UTF-8 or an empty file is a DataFormatError naming
     ``path:line``.
     """
-    lines = _read_lines(path, "MUSE dictionary")
+    lines, _ = read_text_lines(path, what="MUSE dictionary")
     pairs: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
     for number, line in enumerate(lines, 1):

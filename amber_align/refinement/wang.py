@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,11 +28,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor
 
 from amber_align.errors import ConfigError, DataFormatError
-from amber_align.io_utils import atomic_write_text
+from amber_align.io_utils import atomic_write_bytes, atomic_write_text
 from amber_align.logging_utils import get_logger
 from amber_align.refinement.procrustes import (
     SRC_SPECIFIC,
@@ -244,14 +243,7 @@ def save_refinement(maps: RefinementMaps, directory: str | os.PathLike) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"layer.{layer}": maps.maps[layer].detach().to("cpu", torch.float32).contiguous()
                for layer in maps.layers}
-    fd, tmp = tempfile.mkstemp(prefix=f".{MAPS_FILE}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": "pt"})
-        os.replace(tmp, directory / MAPS_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(directory / MAPS_FILE, save(tensors, metadata={"format": "pt"}))
     atomic_write_text(directory / META_FILE, meta_text)
     return directory
 

@@ -114,14 +114,21 @@ def _map_ner_labels(ds: datasets.Dataset, label_list: list[str], mapping: dict[s
     return apply_label_mapping(ds, label_list, mapping, source=source)
 
 
+def _load_eval_sets(config: TaskConfig) -> dict[str, datasets.Dataset]:
+    return {lang: load_task_data(config.task, config.eval_data[lang], lang=lang, max_examples=config.max_eval_examples)
+            for lang in config.eval_languages()}
+
+
 def evaluate_task_languages(trainer: Trainer, spec: _TaskSpec, config: TaskConfig,
-                            counts: dict[str, int] | None = None) -> dict[str, dict[str, float]]:
-    """Evaluate every language of ``config.eval_data``; returns ``{lang: {metric: value}}`` (percent) and fills
-    ``counts`` (when given) with the number of examples evaluated per language."""
+                            counts: dict[str, int] | None = None,
+                            eval_sets: dict[str, datasets.Dataset] | None = None) -> dict[str, dict[str, float]]:
+    """Evaluate every language of ``config.eval_data`` (read here unless ``eval_sets`` holds them already);
+    returns ``{lang: {metric: value}}`` (percent) and fills ``counts`` (when given) with the examples per language."""
+    eval_sets = _load_eval_sets(config) if eval_sets is None else eval_sets
     per_lang: dict[str, dict[str, float]] = {}
     for lang in config.eval_languages():
         source = config.eval_data[lang]
-        ds = load_task_data(config.task, source, lang=lang, max_examples=config.max_eval_examples)
+        ds = eval_sets[lang]
         if counts is not None:
             counts[lang] = len(ds)
         per_lang[lang] = spec.evaluate(trainer, ds, lang, _source_name(source))
@@ -165,8 +172,7 @@ def run_finetune(config: TaskConfig) -> dict[str, Any]:
     started = time.time()
     train = load_task_data(config.task, config.train_data, lang=config.train_language,
                            max_examples=config.max_train_examples)
-    for lang in config.eval_languages():  # fail on a bad evaluation file before hours of training
-        load_task_data(config.task, config.eval_data[lang], lang=lang, max_examples=1)
+    eval_sets = _load_eval_sets(config)  # read now: a bad evaluation file fails before hours of training
     label_list, kwargs = None, {}
     if config.task == "ner":
         from amber_align.tasks.preprocess import ner_label_list
@@ -194,7 +200,7 @@ def run_finetune(config: TaskConfig) -> dict[str, Any]:
     if config.save_model:
         trainer.save_model(config.output_dir)
     counts: dict[str, int] = {}
-    per_lang = evaluate_task_languages(trainer, spec, config, counts)
+    per_lang = evaluate_task_languages(trainer, spec, config, counts, eval_sets)
     return _report(config, per_lang, trainer, _meta(config, started, train_examples=len(train),
                                                     train_steps=trainer.state.global_step, eval_examples=counts,
                                                     continual_alignment=config.continual_alignment))

@@ -4,7 +4,6 @@ language of a file from its name, source mappings (``{file, ...}`` / ``{hub, nam
 
 from __future__ import annotations
 
-import codecs
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -15,6 +14,7 @@ import datasets
 
 from amber_align.data.languages import is_known_language, normalize_language
 from amber_align.errors import ConfigError, DataFormatError
+from amber_align.io_utils import read_text_lines
 from amber_align.logging_utils import get_logger
 
 __all__ = ["read_lines", "infer_language", "file_language", "merge_lang", "source_fields", "take_first", "load_hub",
@@ -26,35 +26,9 @@ _MLQA = re.compile(r"context[-_.]([A-Za-z]{2,3})[-_.]question[-_.][A-Za-z]{2,3}|
 
 
 def read_lines(path: str | os.PathLike, *, encoding: str | None = None,
-                fallback: str | None = None) -> tuple[list[str], str]:
-    """Lines of a text file (split on ``\\n`` only; BOM and the CR of CRLF stripped) and the encoding used.
-
-    ``encoding`` given: strict decoding with it. Else UTF-8, then ``fallback`` if the file is not valid UTF-8;
-    with no fallback, bad bytes are a :class:`DataFormatError` naming the line.
-    """
-    try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        raise ConfigError(f"data file {str(path)!r} cannot be read: {err.strerror or err}") from None
-    tried = encoding or "utf-8"
-    try:
-        codecs.lookup(tried)
-    except LookupError:
-        raise ConfigError(f"unknown encoding {encoding!r} for {str(path)!r}") from None
-    try:
-        text, used = data.decode(tried), tried
-    except UnicodeDecodeError as err:
-        if encoding is None and fallback is not None:
-            text, used = data.decode(fallback), fallback
-        else:
-            hint = "; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)" if encoding is None else ""
-            raise DataFormatError(f"not valid {tried} (byte 0x{data[err.start]:02x}){hint}", path=path,
-                                  line=data.count(b"\n", 0, err.start) + 1) from None
-    text = text.removeprefix("\ufeff")
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines], used
+               fallback: str | None = None) -> tuple[list[str], str]:
+    """Lines of a task data file and the encoding used (:func:`amber_align.io_utils.read_text_lines`)."""
+    return read_text_lines(path, what="data file", encoding=encoding, fallback=fallback)
 
 
 def infer_language(name: str) -> str | None:
