@@ -1,11 +1,12 @@
 """``amber-align`` command line: the one place that parses arguments into configs and prints for a person.
 
 Subcommands: ``align`` (train an alignment method from a YAML config plus ``--field value`` overrides),
-``demo`` (the offline demo), ``word-align`` (eflomal alignments of a corpus), ``aer`` (score alignments against
-gold), ``finetune`` (English task head, zero-shot evaluation of every listed language), ``evaluate`` (the
-evaluation alone: xsr, bucc, ner, nli, qa), ``compare`` (runs side by side), ``diagnose`` (word-retrieval,
-distances, aer, bli) and ``refine`` (Wang et al. per-layer maps). Errors of the package (bad files, bad config,
-missing extras) print one ``error:`` line and exit with status 2; nothing is printed as a traceback.
+``demo`` (the offline demo), ``word-align`` (eflomal alignments of a corpus), ``extract-alignments`` (alignments
+from an encoder), ``aer`` (score alignments against gold), ``finetune`` (English task head, zero-shot evaluation
+of every listed language), ``evaluate`` (the evaluation alone: xsr, bucc, ner, nli, qa), ``compare`` (runs side
+by side), ``diagnose`` (word-retrieval, distances, aer, bli) and ``refine`` (Wang et al. per-layer maps). Errors
+of the package (bad files, bad config, missing extras) print one ``error:`` line and exit with status 2; nothing
+is printed as a traceback.
 """
 
 from __future__ import annotations
@@ -78,6 +79,31 @@ def cmd_aer(args: argparse.Namespace, extra: list[str]) -> int:
     pred = read_pharaoh(args.pred, one_based=args.pred_one_based, expected_lines=len(sure))
     scores = alignment_scores(pred, sure, possible)
     print(json.dumps({k: round(100 * v, 2) for k, v in scores.items()}, indent=2))
+    return 0
+
+
+def cmd_extract_alignments(args: argparse.Namespace, extra: list[str]) -> int:
+    from amber_align.extraction import WordAligner
+    from amber_align.extraction.stream import extract_to_file
+
+    if extra:
+        raise_unknown(extra)
+    aligner = WordAligner.from_pretrained(
+        args.model, allow_pickle_weights=args.allow_pickle_weights, layer=args.layer, method=args.method,
+        threshold=args.threshold, similarity=args.similarity, distortion=args.distortion, batch_size=args.batch_size,
+        device=args.device)
+    summary = extract_to_file(aligner, args.out, file=args.file, src_file=args.src_file, tgt_file=args.tgt_file,
+                              pretokenized=args.pretokenized, resume=not args.no_resume, overwrite=args.overwrite)
+    print(f"wrote {summary['path']} ({summary['pairs']} lines, 0-based src-tgt; "
+          f"{summary['pairs_per_second']} pairs/s, resumed from line {summary['resumed_from']})")
+    if args.gold:
+        from amber_align.data.aer import alignment_scores
+        from amber_align.data.alignments import read_gold_alignments, read_pharaoh
+
+        sure, possible = read_gold_alignments(args.gold, one_based=not args.gold_zero_based)
+        pred = read_pharaoh(args.out, expected_lines=len(sure))
+        scores = alignment_scores(pred, sure, possible)
+        print(json.dumps({k: round(100 * v, 2) for k, v in scores.items()}, indent=2))
     return 0
 
 
@@ -266,6 +292,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=int, default=3, choices=[1, 2, 3], help="eflomal model (3 = IBM1+HMM+fertility)")
     p.add_argument("--pretokenized", action="store_true", help="text is word-tokenized: split on whitespace only")
     p.set_defaults(func=cmd_word_align)
+
+    p = sub.add_parser("extract-alignments",
+                       help="word alignments from an encoder (awesome-align/SimAlign style): batched, streaming, resumable")
+    p.add_argument("--model", required=True, help="encoder directory or Hub id (mBERT, XLM-R, an aligned checkpoint)")
+    p.add_argument("--file", help="one file of 'src ||| tgt' lines")
+    p.add_argument("--src_file", help="source side, one sentence per line (with --tgt_file)")
+    p.add_argument("--tgt_file", help="target side, line-aligned with --src_file")
+    p.add_argument("--out", required=True, help="Pharaoh output (0-based i-j); OUT.partial while it runs")
+    p.add_argument("--layer", type=int, default=8, help="hidden layer whose subword vectors are compared (8)")
+    p.add_argument("--method", default="softmax", choices=["softmax", "argmax", "itermax"])
+    p.add_argument("--threshold", type=float, default=1e-3, help="softmax: probability threshold, both directions")
+    p.add_argument("--similarity", default="auto", choices=["auto", "cosine", "dot"],
+                   help="auto: dot for softmax, cosine for argmax/itermax")
+    p.add_argument("--distortion", type=float, default=0.0, help="SimAlign distortion ratio (0 = off)")
+    p.add_argument("--batch_size", type=int, default=64, help="pairs per forward")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda:0, ...")
+    p.add_argument("--pretokenized", action="store_true", help="text is word-tokenized: split on whitespace only")
+    p.add_argument("--no_resume", action="store_true", help="ignore OUT.partial from an interrupted run")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    p.add_argument("--allow_pickle_weights", action="store_true", help="allow pickle .bin weights (trusted files only)")
+    p.add_argument("--gold", default=None, help="also print AER against this gold file (1-based, 'p' = possible)")
+    p.add_argument("--gold_zero_based", action="store_true")
+    p.set_defaults(func=cmd_extract_alignments)
 
     p = sub.add_parser("aer", help="AER / precision / recall of a Pharaoh file against gold")
     p.add_argument("--pred", required=True, help="predicted links, Pharaoh i-j (0-based unless --pred_one_based)")

@@ -19,7 +19,7 @@ DATA = demo_dir() / "data"
 def test_recipes_exist():
     names = {p.name for p in RECIPES}
     assert {"cao_mbert.yaml", "efimov_mbert.yaml", "cao_xlmr.yaml", "amber_mbert.yaml", "amber_xlmr.yaml",
-            "sa_cao_mbert.yaml"} <= names
+            "sa_cao_mbert.yaml", "awesome_align_mbert.yaml"} <= names
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
@@ -30,11 +30,14 @@ def test_recipe_runs_two_steps(tmp_path, recipe):
     model_dir = tiny_model_dir(kind, tmp_path / "tiny")
     fixture = [{"file": str(DATA / f"{lang}-en.txt"), "format": "bar", "src_lang": lang, "tgt_lang": "en",
                 "alignments": str(DATA / f"{lang}-en.pharaoh"), "max_pairs": 12} for lang in ("es", "de")]
-    config = load_config(recipe, {
+    overrides = {
         "model_name_or_path": str(model_dir), "train_data": fixture, "pretokenized": True,
         "output_dir": str(tmp_path / "out"), "max_steps": 2, "per_device_train_batch_size": 2,
         "eval_split_size": 2, "use_cpu": True, "report_to": [], "save_strategy": "no", "logging_steps": 1,
-    })
+    }
+    if values.get("so_weight"):  # the tiny model has 2 layers; recipes name layer 8 of 12
+        overrides["so_layer"] = 2
+    config = load_config(recipe, overrides)
     assert config.method == values["method"]
     trainer = run_alignment(config)
     logged = [h for h in trainer.state.log_history if "loss" in h]

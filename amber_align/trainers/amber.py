@@ -1,12 +1,14 @@
 """AMBER's objectives as one trainer: ``AmberConfig`` and ``AmberTrainer``.
 
-Any weighted subset of {MLM, TLM, SA, WA, Cao} trains in one step with one backward (DESIGN.md "AMBER
+Any weighted subset of {MLM, TLM, SA, WA, Cao, SO} trains in one step with one backward (DESIGN.md "AMBER
 objectives"; AMBER's total is the equal-weight sum of MLM/TLM, SA and WA). AMBER's code was never released and its
 paper pretrained from scratch for 2M steps; here the objectives continue the training of a released checkpoint.
 
 Forwards per step, each only when a part needs it (all through the prepared model, so DDP syncs gradients once):
 
-- SA / Cao: x and y as separate sentences, one ``[2B, T]`` batch (SDPA);
+- SA / Cao / SO: x and y as separate sentences, one ``[2B, T]`` batch (SDPA); SO is awesome-align's
+  self-training objective (Dou & Neubig, 2021) on layer ``so_layer``, so that MLM/TLM + SO fine-tunes a word aligner
+  (``amber-align extract-alignments`` then extracts its links, which can feed the Cao loss);
 - MLM: the same batch masked; TLM: the pair [x; y] masked (SDPA; the vocabulary projection runs on the masked
   positions only);
 - WA: the pair twice, stacked into one ``[2B, T2]`` batch with the two agreement masks; SDPA in every layer but
@@ -29,6 +31,7 @@ from amber_align.attention import last_layer_attention
 from amber_align.errors import ConfigError
 from amber_align.logging_utils import get_logger
 from amber_align.losses.cao import CaoLoss
+from amber_align.losses.self_training import SelfTrainingLoss
 from amber_align.losses.sentence_alignment import SIMILARITIES, SentenceAlignmentLoss, mean_pool
 from amber_align.losses.tlm import IGNORE_INDEX, TranslationLanguageModelingLoss
 from amber_align.losses.word_agreement import WordAlignmentAgreementLoss, additive_mask, agreement_attention_masks
@@ -43,7 +46,8 @@ __all__ = ["AmberConfig", "AmberTrainer"]
 
 logger = get_logger(__name__)
 
-_WEIGHTS = ("mlm_weight", "tlm_weight", "sa_weight", "wa_weight", "cao_weight")
+_WEIGHTS = ("mlm_weight", "tlm_weight", "sa_weight", "wa_weight", "cao_weight", "so_weight")
+SO_GUIDES = ("self", "links")
 
 
 @dataclass
@@ -60,6 +64,17 @@ class AmberConfig(AlignmentConfig):
     cao_weight: float = field(
         default=0.0, metadata={"help": "Weight of the Cao loss (aligned-word MSE + anchor_weight · anchor MSE; "
                                        "needs word links)."})
+    so_weight: float = field(
+        default=0.0, metadata={"help": "Weight of awesome-align's self-training objective (SO) on the softmax "
+                                       "alignment probabilities of layer so_layer."})
+    so_guide: str = field(
+        default="self", metadata={"help": f"SO guide: one of {SO_GUIDES}; 'self' = the model's own softmax "
+                                          "extraction (detached), 'links' = the data's word links (eflomal/gold)."})
+    so_threshold: float = field(
+        default=1e-3, metadata={"help": "SO with so_guide='self': probability threshold of the guide links."})
+    so_layer: int = field(
+        default=8, metadata={"help": "SO: hidden layer whose subword vectors are aligned (awesome-align: 8 of 12; "
+                                     "0 = embeddings, -1 = last)."})
     mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of non-special tokens masked (BERT: 0.15)."})
     mask_replace_prob: float = field(
         default=0.8, metadata={"help": "Of the masked tokens, the fraction replaced by the mask token (BERT: 0.8)."})
@@ -85,11 +100,11 @@ class AmberConfig(AlignmentConfig):
         default=False, metadata={"help": "Several forwards share one backward: keep False (DDP default here)."})
 
     def needs_word_links(self) -> bool:
-        return self.cao_weight > 0
+        return self.cao_weight > 0 or (self.so_weight > 0 and self.so_guide == "links")
 
     def loss_parts(self) -> tuple[str, ...]:
         names = {"mlm_weight": ("mlm",), "tlm_weight": ("tlm",), "sa_weight": ("sa",), "wa_weight": ("wa",),
-                 "cao_weight": ("cao_link", "cao_anchor")}
+                 "cao_weight": ("cao_link", "cao_anchor"), "so_weight": ("so",)}
         return tuple(p for w in _WEIGHTS if getattr(self, w) > 0 for p in names[w])
 
     def uses_masked_lm(self) -> bool:
@@ -100,7 +115,7 @@ class AmberConfig(AlignmentConfig):
         owner = type(self).__name__
         validate_fields(self, _WEIGHTS + ("mlm_probability", "mask_replace_prob", "random_replace_prob",
                                           "sa_symmetric", "sa_similarity", "sa_temperature", "sa_gather", "anchor",
-                                          "anchor_weight", "link_weight"))
+                                          "anchor_weight", "link_weight", "so_guide", "so_threshold", "so_layer"))
         check_choice(owner, "method", self.method, ("amber",))
         for name in _WEIGHTS:
             check_range(owner, name, getattr(self, name), low=0)
@@ -120,6 +135,9 @@ class AmberConfig(AlignmentConfig):
         check_choice(owner, "anchor", self.anchor, ANCHOR_MODES)
         check_range(owner, "anchor_weight", self.anchor_weight, low=0)
         check_range(owner, "link_weight", self.link_weight, low=0)
+        check_choice(owner, "so_guide", self.so_guide, SO_GUIDES)
+        if not 0 < self.so_threshold < 1:
+            raise ConfigError(f"{owner}.so_threshold: expected a probability in (0, 1), got {self.so_threshold}")
         super().__post_init__()
 
 
@@ -165,7 +183,13 @@ class AmberTrainer(AlignmentTrainer):
             data_collator = AmberCollator(
                 processing_class, pooling=args.pooling, pair=pair, tlm=args.tlm_weight > 0,
                 mlm=args.mlm_weight > 0, mlm_probability=args.mlm_probability,
-                mask_replace_prob=args.mask_replace_prob, random_replace_prob=args.random_replace_prob)
+                mask_replace_prob=args.mask_replace_prob, random_replace_prob=args.random_replace_prob,
+                so=args.so_weight > 0, so_links=args.so_weight > 0 and args.so_guide == "links")
+        if args.so_weight > 0:
+            n_layers = int(model.config.num_hidden_layers)
+            if not -(n_layers + 1) <= args.so_layer <= n_layers:
+                raise ConfigError(f"AmberConfig.so_layer: {args.so_layer} is out of range for a model with {n_layers} "
+                                  f"layers (0 = embeddings, 1..{n_layers}, -1 = last)")
         if pair:
             limit = max_sequence_length(model.config)
             train_dataset = _drop_long_pairs(train_dataset, data_collator, limit, "train")
@@ -178,6 +202,7 @@ class AmberTrainer(AlignmentTrainer):
                                              similarity=args.sa_similarity, temperature=args.sa_temperature,
                                              gather=args.sa_gather)
         self.wa_loss = WordAlignmentAgreementLoss(args.wa_weight)
+        self.so_loss = SelfTrainingLoss(args.so_weight, threshold=args.so_threshold)
         self.cao_loss = CaoLoss(link_weight=args.cao_weight * args.link_weight,
                                 anchor_weight=args.cao_weight * args.anchor_weight)
         parts = [f"{n.removesuffix('_weight')}×{getattr(args, n):g}" for n in _WEIGHTS if getattr(args, n) > 0]
@@ -217,9 +242,10 @@ class AmberTrainer(AlignmentTrainer):
             return None if counts is None else counts.get(key)
 
         parts: dict[str, torch.Tensor] = {}
-        if args.sa_weight > 0 or args.cao_weight > 0:
+        if args.sa_weight > 0 or args.cao_weight > 0 or args.so_weight > 0:
             mask = inputs["attention_mask"]
-            want_states = self._masked_lm or (args.cao_weight > 0 and args.layer != -1)
+            want_states = (self._masked_lm or (args.cao_weight > 0 and args.layer != -1)
+                           or (args.so_weight > 0 and args.so_layer != -1))
             out = self._forward(model, input_ids=inputs["input_ids"], attention_mask=mask,
                                 output_hidden_states=want_states)
             last = select_hidden(out, -1)
@@ -230,6 +256,11 @@ class AmberTrainer(AlignmentTrainer):
             if args.cao_weight > 0:
                 parts.update(cao_loss_parts(self.cao_loss, select_hidden(out, args.layer), self.teacher, inputs,
                                             counts, layer=args.layer, anchor=args.anchor))
+            if args.so_weight > 0:
+                hidden, content = select_hidden(out, args.so_layer), inputs["content_mask"]
+                b = mask.shape[0] // 2
+                parts.update(self.so_loss(hidden[:b], hidden[b:], content[:b], content[b:], inputs.get("so_guide"),
+                                          count("num_pairs")))
         if args.mlm_weight > 0:
             parts.update(self._masked_lm_part(model, self.mlm_loss, inputs["mlm_input_ids"], inputs["attention_mask"],
                                               inputs["mlm_labels"], count("num_mlm_masked_tokens")))

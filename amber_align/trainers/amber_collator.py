@@ -6,6 +6,10 @@
   position's block (0 = x, 1 = y, -1 = padding) and a content flag (special tokens excluded) for the WA masks.
 - TLM / MLM: a masked copy of the pair batch / of the separate batch, masked by
   ``transformers.DataCollatorForLanguageModeling`` (15 %, 80/10/10; special tokens and padding never masked).
+- SO (self-training): ``content_mask`` ``[2B, T]`` (subwords of the separate batch, no specials, no padding) and,
+  when the guide is the data's word links, ``so_guide`` ``[B, T, T]``: every subword pair of every linked word pair
+  (the [CLS]/[SEP] links that ``encode_aligned_pairs`` adds are left out: they start at 0 or end at the last
+  position).
 
 Counts are plain ints (no device sync): ``num_pairs``, ``num_masked_tokens``, ``num_mlm_masked_tokens``, and
 from the pair collator ``num_links``, ``num_anchor_tokens``.
@@ -29,13 +33,16 @@ __all__ = ["AmberCollator"]
 
 @dataclass
 class AmberCollator:
-    """Build the tensors for the enabled objectives (``pair``: TLM or WA on; ``tlm``; ``mlm``)."""
+    """Build the tensors for the enabled objectives (``pair``: TLM or WA on; ``tlm``; ``mlm``; ``so``: self-training,
+    ``so_links``: its guide from the word links)."""
 
     tokenizer: Any
     pooling: str = "mean"
     pair: bool = True
     tlm: bool = True
     mlm: bool = False
+    so: bool = False
+    so_links: bool = False
     mlm_probability: float = 0.15
     mask_replace_prob: float = 0.8
     random_replace_prob: float = 0.1
@@ -60,9 +67,26 @@ class AmberCollator:
         masked, labels = self._masker.torch_mask_tokens(input_ids.clone(), special_tokens_mask=never)
         return masked, labels, int((labels != IGNORE_INDEX).sum())
 
+    @staticmethod
+    def _guide(features: list[dict[str, Any]], t: int) -> torch.Tensor:
+        guide = torch.zeros((len(features), t, t), dtype=torch.bool)
+        for b, f in enumerate(features):
+            xs, ys = f["x_link_spans"], f["y_link_spans"]
+            nx, ny = len(f["x_input_ids"]), len(f["y_input_ids"])
+            for k in range(0, len(xs), 2):
+                x0, x1, y0, y1 = xs[k], xs[k + 1], ys[k], ys[k + 1]
+                if x0 == 0 or y0 == 0 or x1 == nx or y1 == ny:  # a [CLS]/[SEP] link, not a word link
+                    continue
+                guide[b, x0:x1, y0:y1] = True
+        return guide
+
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         out = self._pairs(features)
         out["num_pairs"] = len(features)
+        if self.so:
+            out["content_mask"] = (out["attention_mask"] == 1) & ~torch.isin(out["input_ids"], self._special_ids)
+            if self.so_links:
+                out["so_guide"] = self._guide(features, out["input_ids"].shape[1])
         if self.mlm:
             never = (out["attention_mask"] == 0) | torch.isin(out["input_ids"], self._special_ids)
             out["mlm_input_ids"], out["mlm_labels"], out["num_mlm_masked_tokens"] = self._mask(out["input_ids"], never)

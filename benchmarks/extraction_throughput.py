@@ -1,0 +1,154 @@
+"""Word-alignment extraction speed: the package's batched ``WordAligner`` against a one-pair-at-a-time loop that
+works the way SimAlign does, in the same run, on real parallel sentences.
+
+    python benchmarks/extraction_throughput.py                      # mBERT-base shape, GPU if there is one
+    python benchmarks/extraction_throughput.py --smoke --no_record  # tiny model, a few pairs (CI)
+
+Speed does not depend on pretraining, so the encoder has random weights of mBERT-base shape (12 layers, 768
+hidden, the real 119,547-piece mBERT vocabulary); the sentences are real de-en pairs from ../shared/data (their
+length distribution matters: padding). Both sides use argmax extraction on cosine similarities of layer 8 so the
+outputs can be compared: the table reports the share of pairs whose links are identical.
+
+The one-pair loop (SimAlign 0.4's way of working): per pair, each word tokenized on its own, each sentence run
+through the whole model alone with all hidden states returned, similarities and argmax on the CPU in NumPy.
+Prints a table and appends it, with the device and versions, to ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from transformers import BertConfig, BertModel
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from amber_align.data.words import word_tokenize  # noqa: E402
+from amber_align.extraction import WordAligner  # noqa: E402
+from amber_align.io_utils import read_text_lines  # noqa: E402
+from amber_align.tokenization import load_mbert_tokenizer  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "RESULTS.md"
+VOCAB = REPO / "tests" / "fixtures" / "mbert-cased-vocab.txt.xz"
+SHAPES = {"mbert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+          "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)}
+
+
+def load_pairs(shared: Path, n: int) -> list[tuple[list[str], list[str]]]:
+    """``n`` real de-en pairs (newstest2014, else the bundled Tatoeba demo sample), word-tokenized."""
+    base = shared / "parallel" / "opus_mt_testsets" / "eng-deu" / "newstest2014"
+    if Path(f"{base}.deu").is_file():
+        src, tgt = read_text_lines(f"{base}.deu")[0], read_text_lines(f"{base}.eng")[0]
+    else:
+        lines = read_text_lines(REPO / "amber_align" / "demo" / "data" / "de-en.txt")[0]
+        src, tgt = zip(*(line.split("|||") for line in lines))
+    pairs = [(word_tokenize(s), word_tokenize(t)) for s, t in zip(src, tgt)]
+    pairs = [(s, t) for s, t in pairs if 0 < len(s) <= 80 and 0 < len(t) <= 80]
+    return (pairs * (n // max(len(pairs), 1) + 1))[:n]
+
+
+def one_pair_loop(model, tokenizer, pairs, layer: int, device: torch.device) -> list[list[tuple[int, int]]]:
+    """SimAlign's way: one pair at a time, whole model, all hidden states, NumPy argmax on the CPU."""
+    out = []
+    for src, tgt in pairs:
+        vectors, maps = [], []
+        for words in (src, tgt):
+            pieces = [tokenizer.tokenize(w) for w in words]
+            flat = [p for ps in pieces for p in ps]
+            maps.append([k for k, ps in enumerate(pieces) for _ in ps])
+            ids = tokenizer.convert_tokens_to_ids([tokenizer.cls_token] + flat + [tokenizer.sep_token])
+            with torch.no_grad():
+                hidden = model(torch.tensor([ids], device=device), output_hidden_states=True).hidden_states[layer]
+            vectors.append(hidden[0, 1:-1].float().cpu().numpy())
+        a, b = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in vectors)
+        sim = a @ b.T
+        forward = np.zeros_like(sim, dtype=bool)
+        forward[np.arange(sim.shape[0]), sim.argmax(1)] = True
+        backward = np.zeros_like(sim, dtype=bool)
+        backward[sim.argmax(0), np.arange(sim.shape[1])] = True
+        links = {(maps[0][i], maps[1][j]) for i, j in zip(*np.nonzero(forward & backward))}
+        out.append(sorted(links))
+    return out
+
+
+def timed(fn, device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    result = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
+    return result, time.perf_counter() - start, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", default="mbert-base", choices=sorted(SHAPES))
+    parser.add_argument("--pairs", type=int, default=None,
+                        help="pairs for the batched run (default: 2000 GPU, 256 CPU)")
+    parser.add_argument("--loop_pairs", type=int, default=None, help="pairs for the one-pair loop (default: 200 GPU, "
+                                                                      "64 CPU); pairs/s is compared")
+    parser.add_argument("--batch_size", type=int, default=None, help="default: 256 GPU, 32 CPU")
+    parser.add_argument("--layer", type=int, default=8)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--shared", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--smoke", action="store_true", help="tiny model, a few pairs: checks the script runs")
+    parser.add_argument("--no_record", action="store_true", help="do not append to benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    gpu = device.type == "cuda"
+    if args.smoke:
+        args.shape, args.layer = "tiny", 2
+        args.pairs, args.loop_pairs, args.batch_size = args.pairs or 24, args.loop_pairs or 8, args.batch_size or 8
+    n_batched = args.pairs or (2000 if gpu else 256)
+    n_loop = args.loop_pairs or (200 if gpu else 64)
+    batch_size = args.batch_size or (256 if gpu else 32)
+
+    tokenizer = load_mbert_tokenizer(VOCAB)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=512, **SHAPES[args.shape])
+    model = BertModel(config, add_pooling_layer=False).to(device).eval()
+    pairs = load_pairs(Path(args.shared), n_batched)
+    n_sub = sum(len(tokenizer(s, is_split_into_words=True)["input_ids"]) for s, _ in pairs[:200]) / min(200, len(pairs))
+
+    aligner = WordAligner(model, tokenizer, layer=args.layer, method="argmax", batch_size=batch_size, device=device)
+    aligner.align([s for s, _ in pairs[:batch_size]], [t for _, t in pairs[:batch_size]])  # warm-up
+    one_pair_loop(model, tokenizer, pairs[:2], args.layer, device)
+    batched, t_batched, peak = timed(lambda: aligner.align([s for s, _ in pairs], [t for _, t in pairs]), device)
+    looped, t_loop, _ = timed(lambda: one_pair_loop(model, tokenizer, pairs[:n_loop], args.layer, device), device)
+    same = sum(a == b for a, b in zip(batched[:n_loop], looped)) / n_loop
+    rate_b, rate_l = n_batched / t_batched, n_loop / t_loop
+
+    name = torch.cuda.get_device_name(device) if gpu else f"CPU ({platform.processor() or platform.machine()}, " \
+                                                          f"{torch.get_num_threads()} threads)"
+    dtype = "bf16 autocast" if aligner.use_bf16 else "fp32"
+    rows = [("one-pair loop (SimAlign-style)", n_loop, t_loop, rate_l, 1.0, "fp32", None),
+            (f"WordAligner batch {batch_size}", n_batched, t_batched, rate_b, rate_b / rate_l, dtype, peak)]
+    header = ("| run | pairs | seconds | pairs/s | × loop | precision | peak GPU MiB |\n"
+              "|---|---:|---:|---:|---:|---|---:|")
+    body = "\n".join(f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.1f} | {r[4]:.1f} | {r[5]} | "
+                     f"{'' if r[6] is None else f'{r[6]:.0f}'} |" for r in rows)
+    table = (f"### Extraction throughput — {args.shape}{' (smoke)' if args.smoke else ''}, layer {args.layer}, "
+             f"argmax, {name}\n\n"
+             f"{datetime.date.today()}; torch {torch.__version__}, transformers {transformers.__version__}, "
+             f"Python {platform.python_version()}; de-en pairs, mean {n_sub:.1f} subwords per German side; "
+             f"links identical to the loop's on {100 * same:.1f} % of {n_loop} pairs.\n\n{header}\n{body}\n")
+    print(table)
+    if not args.no_record:
+        existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+        RESULTS.write_text(existing.rstrip("\n") + "\n\n" + table)
+
+
+if __name__ == "__main__":
+    main()
