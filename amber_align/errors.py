@@ -16,6 +16,8 @@ __all__ = [
     "ConfigError",
     "MissingDependencyError",
     "TokenizerMismatchError",
+    "NonFiniteLossError",
+    "TrainingInterruptedError",
 ]
 
 
@@ -52,3 +54,20 @@ class TokenizerMismatchError(AmberAlignError, ValueError):
 
 class MissingDependencyError(AmberAlignError, ImportError):
     """An optional dependency is needed; the message names the pip extra that provides it."""
+
+
+class NonFiniteLossError(AmberAlignError, FloatingPointError):
+    """A loss part became NaN or infinite: training stopped before that update, after saving the last good state.
+
+    ``step`` (1-based, the step that failed), ``parts`` (``{name: value}`` of the non-finite parts) and
+    ``checkpoint`` (the folder holding the last good state, or None when no step had completed) are attributes.
+    """
+
+    def __init__(self, message: str, *, step: int, parts: dict[str, float], checkpoint: str | None):
+        self.step, self.parts, self.checkpoint = step, parts, checkpoint
+        super().__init__(message)
+
+
+class TrainingInterruptedError(AmberAlignError, RuntimeError):
+    """Training stopped before its last step (e.g. SIGTERM with ``enable_jit_checkpoint``): no final model was
+    written; the message names the checkpoint to resume from."""

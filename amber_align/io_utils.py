@@ -1,16 +1,23 @@
 """File I/O shared by the package: atomic writes (a reader never sees a half-written file, an interrupted write
-leaves none behind) and one strict text-line reader whose errors name the file and line."""
+leaves none behind), atomic publication of whole folders (a checkpoint or a saved model appears complete or not at
+all), and one strict text-line reader whose errors name the file and line."""
 
 from __future__ import annotations
 
 import codecs
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 from amber_align.errors import ConfigError, DataFormatError
 
-__all__ = ["atomic_write_text", "atomic_write_bytes", "read_text_lines"]
+__all__ = ["atomic_write_text", "atomic_write_bytes", "read_text_lines", "replace_directory", "move_files_into",
+           "WEIGHT_PATTERNS"]
+
+#: file names of model weights (safetensors, pickle, sharded indexes), as transformers writes them
+WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json")
 
 
 def _umask() -> int:
@@ -44,6 +51,68 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make a rename in ``path`` durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def replace_directory(staged: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Put the complete folder ``staged`` at ``target`` with one rename (both on the same filesystem).
+
+    An existing ``target`` is first renamed aside (a hidden ``.NAME.old-*`` sibling) and deleted afterwards, so at
+    every moment ``target`` is either absent, the old folder or the new one, never a mixture. Used for Trainer
+    checkpoints: ``checkpoint-N`` appears only once every file of it is written.
+    """
+    staged, target = Path(staged), Path(target)
+    aside = None
+    if target.exists():
+        aside = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, aside)
+    os.replace(staged, target)
+    _fsync_directory(target.parent)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def move_files_into(staged: str | os.PathLike, target: str | os.PathLike, *, last: str = "config.json") -> None:
+    """Move the files of the complete folder ``staged`` into ``target`` (which may hold other things), ``last``
+    at the very end, then remove ``staged``.
+
+    Why this order: ``AutoModel.from_pretrained`` needs ``config.json``. It is deleted from ``target`` first and
+    put back last, so while the move is under way (or after it was killed) ``target`` does not load as a model:
+    a folder with a ``config.json`` holds the complete new save. Weight files of an earlier save that the new one
+    does not have (e.g. old shards) are deleted too, so stale weights cannot mix with new ones.
+    """
+    staged, target = Path(staged), Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    names = {p.name for p in staged.iterdir()}
+    (target / last).unlink(missing_ok=True)
+    for pattern in WEIGHT_PATTERNS:
+        for old in target.glob(pattern):
+            if old.name not in names and old.is_file():
+                old.unlink()
+    for name in sorted(names - {last}):
+        destination = target / name
+        if (staged / name).is_dir() and destination.is_dir():
+            replace_directory(staged / name, destination)
+        else:
+            os.replace(staged / name, destination)
+    if last in names:
+        _fsync_directory(target)
+        os.replace(staged / last, target / last)
+    _fsync_directory(target)
+    shutil.rmtree(staged, ignore_errors=True)
 
 
 def read_text_lines(path: str | os.PathLike, *, what: str = "file", encoding: str | None = None,

@@ -1,16 +1,21 @@
 """Loading encoders and tokenizers safely, and the small model surgery the trainers need.
 
 Weights load only from safetensors unless the user opts in to pickle files (``allow_pickle_weights``);
-``trust_remote_code`` is never set. A local directory without weights, or a tokenizer that does not fit the
-model, is reported before any training starts.
+``trust_remote_code`` is never set (a model or tokenizer that needs its own code is a ``ConfigError``, and that code
+is never imported). A local directory without weights, with truncated or corrupt weights or a broken
+``config.json``, or a tokenizer that does not fit the model, is reported before any training starts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel
 
 from amber_align.errors import ConfigError, DataFormatError
@@ -22,14 +27,42 @@ __all__ = ["load_encoder", "load_masked_lm", "load_task_model", "max_sequence_le
 logger = get_logger(__name__)
 
 
+def _check_safetensors(path: Path) -> None:
+    """Every safetensors file of the folder (and every shard its index names) exists and is complete."""
+    files = set(path.glob("*.safetensors"))
+    for index in path.glob("*.safetensors.index.json"):
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            shards = {path / name for name in weight_map.values()}
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise DataFormatError(f"not a valid safetensors index ({type(err).__name__}: {err})", path=index) from None
+        missing = sorted(s.name for s in shards if not s.is_file())
+        if missing:
+            raise DataFormatError(f"the index names shard(s) that are missing: {missing}", path=index)
+        files |= shards
+    for file in sorted(files):
+        try:
+            with safe_open(str(file), framework="pt"):
+                pass
+        except SafetensorError as err:
+            raise DataFormatError(f"truncated or corrupt safetensors file ({err}); save or download it again",
+                                  path=file) from None
+
+
 def _check_local_weights(path: Path, allow_pickle: bool) -> None:
     if not path.is_dir():
         return
     if not (path / "config.json").exists():
         raise DataFormatError("not a model directory: config.json is missing", path=path)
+    try:
+        json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        line = getattr(err, "lineno", None)
+        raise DataFormatError(f"config.json is not valid JSON ({err})", path=path / "config.json", line=line) from None
     safe = list(path.glob("*.safetensors")) or list(path.glob("*.safetensors.index.json"))
     pickled = list(path.glob("*.bin")) + list(path.glob("*.bin.index.json"))
     if safe:
+        _check_safetensors(path)
         return
     if pickled and not allow_pickle:
         raise DataFormatError(
@@ -41,12 +74,38 @@ def _check_local_weights(path: Path, allow_pickle: bool) -> None:
         raise DataFormatError("no model weights found (expected model.safetensors)", path=path)
 
 
+@contextlib.contextmanager
+def _no_remote_code(name_or_path: str) -> Iterator[None]:
+    """Turn transformers' "needs trust_remote_code" refusal into a ``ConfigError`` (the package never sets it),
+    and a Hub id that cannot be loaded (no network, no such repository) into a ``ConfigError`` naming it."""
+    try:
+        yield
+    except ValueError as err:
+        if "trust_remote_code" not in str(err):
+            raise
+        raise ConfigError(f"{name_or_path}: this model or tokenizer needs its own Python code (an auto_map entry); "
+                          "amber_align never runs code shipped with a model (trust_remote_code is never set). Use a "
+                          "checkpoint whose model_type transformers knows (bert, xlm-roberta, ...)") from None
+    except OSError as err:
+        if Path(name_or_path).is_dir():
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{name_or_path!r} is not a local folder and cannot be loaded as a Hub model id: "
+                          f"{first}") from None
+
+
+#: files of which a saved fast or slow tokenizer has at least one
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model",
+                    "vocab.json")
+
+
 def load_encoder(name_or_path: str, *, allow_pickle_weights: bool = False, **kwargs: Any) -> PreTrainedModel:
     """Load a plain encoder (``BertModel``, ``XLMRobertaModel``, …) with ``AutoModel``, safetensors only by default."""
     _check_local_weights(Path(name_or_path), allow_pickle_weights)
-    return AutoModel.from_pretrained(
-        name_or_path, use_safetensors=None if allow_pickle_weights else True, trust_remote_code=False, **kwargs
-    )
+    with _no_remote_code(name_or_path):
+        return AutoModel.from_pretrained(
+            name_or_path, use_safetensors=None if allow_pickle_weights else True, trust_remote_code=False, **kwargs
+        )
 
 
 def load_masked_lm(name_or_path: str, *, allow_pickle_weights: bool = False, **kwargs: Any) -> PreTrainedModel:
@@ -58,7 +117,8 @@ def load_masked_lm(name_or_path: str, *, allow_pickle_weights: bool = False, **k
     """
     _check_local_weights(Path(name_or_path), allow_pickle_weights)
     common = dict(use_safetensors=None if allow_pickle_weights else True, trust_remote_code=False)
-    model, info = AutoModelForMaskedLM.from_pretrained(name_or_path, output_loading_info=True, **common, **kwargs)
+    with _no_remote_code(name_or_path):
+        model, info = AutoModelForMaskedLM.from_pretrained(name_or_path, output_loading_info=True, **common, **kwargs)
     missing = [k for k in info.get("missing_keys", []) if "pooler" not in k]
     if missing:
         logger.warning(
@@ -76,7 +136,13 @@ def load_masked_lm(name_or_path: str, *, allow_pickle_weights: bool = False, **k
 
 def load_tokenizer(name_or_path: str) -> Any:
     """Load a fast tokenizer; mBERT-style vocabularies keep their case (``do_lower_case`` from the saved config)."""
-    tok = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
+    folder = Path(name_or_path)
+    if folder.is_dir() and not any((folder / f).is_file() for f in _TOKENIZER_FILES):
+        # transformers would build an empty 5-token tokenizer here, turning every word into [UNK]
+        raise DataFormatError(f"no tokenizer files (expected one of {', '.join(_TOKENIZER_FILES)}); save the "
+                              "tokenizer with the model, or set tokenizer_name_or_path", path=folder)
+    with _no_remote_code(name_or_path):
+        tok = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
     if not getattr(tok, "is_fast", False):
         raise ConfigError(f"{name_or_path}: a fast tokenizer is required (word_ids() gives word spans)")
     return tok
@@ -131,5 +197,6 @@ def load_task_model(task: str, name_or_path: str, *, allow_pickle_weights: bool 
         raise ConfigError(f"no task head for task {task!r}; expected one of {sorted(_TASK_HEADS)}")
     _check_local_weights(Path(name_or_path), allow_pickle_weights)
     cls = getattr(transformers, _TASK_HEADS[task])
-    return cls.from_pretrained(name_or_path, use_safetensors=None if allow_pickle_weights else True,
-                               trust_remote_code=False, **kwargs)
+    with _no_remote_code(name_or_path):
+        return cls.from_pretrained(name_or_path, use_safetensors=None if allow_pickle_weights else True,
+                                   trust_remote_code=False, **kwargs)

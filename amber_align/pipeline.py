@@ -2,26 +2,39 @@
 
 ``run_alignment(config)`` is what ``amber-align align`` and ``amber-align demo`` call; ``build_alignment_datasets``
 is the data half, usable on its own (e.g. to inspect what the trainer will see).
+
+Interrupted runs: checkpoints are written atomically (``amber_align.trainers.common.AtomicCheckpoints``), the
+final model is saved into a staging folder and moved into ``output_dir`` with ``config.json`` last
+(:func:`save_model_atomically`), and ``resume_from_checkpoint: true`` picks the newest complete checkpoint
+(:func:`resolve_checkpoint`). A run killed at any point therefore leaves either a complete model or a folder that
+does not load as one, and resuming it reproduces the uninterrupted run (tests/test_kill_resume.py).
 """
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import datasets
 from transformers import set_seed
+from transformers import TrainerState
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from amber_align.data.encoding import encode_aligned_pairs, filter_links, orient_pairs
 from amber_align.data.parallel import ParallelSource, load_parallel, read_eval_sentences
-from amber_align.errors import ConfigError
+from amber_align.errors import ConfigError, TrainingInterruptedError
+from amber_align.io_utils import move_files_into
 from amber_align.logging_utils import get_logger
 from amber_align.modeling import load_tokenizer
 from amber_align.tokenization import check_tokenizer_matches_model
 from amber_align.trainers import AlignmentConfig, AlignmentTrainer, get_method
 
-__all__ = ["build_alignment_datasets", "ensure_links", "run_alignment", "default_alignment_cache"]
+__all__ = ["build_alignment_datasets", "ensure_links", "run_alignment", "default_alignment_cache", "resolve_checkpoint",
+           "save_model_atomically"]
 
 logger = get_logger(__name__)
 
@@ -116,11 +129,105 @@ def run_alignment(
     check_tokenizer_matches_model(tokenizer, model, name=name)
     logger.info(f"training on {len(train)} pairs ({', '.join(sorted(set(train['pair'])))})"
                 + (f"; {len(evaluation)} held out" if evaluation is not None else ""))
+    resume = resolve_checkpoint(config.resume_from_checkpoint, config.output_dir)
     trainer = spec.trainer_class(model=model, args=config, train_dataset=train, eval_dataset=evaluation,
                                  processing_class=tokenizer, teacher=teacher)
-    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
-    trainer.save_model()
+    if resume is not None and _training_finished(resume, config.max_steps):
+        # killed during the final save: the Trainer would train one step too many when resumed at max_steps
+        logger.info(f"{resume}: training had finished; writing the final model from this checkpoint")
+        trainer._load_from_checkpoint(resume)
+        trainer.state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
+    else:
+        trainer.train(resume_from_checkpoint=resume)
+    if trainer.state.global_step < trainer.state.max_steps:
+        last = resolve_checkpoint(True, config.output_dir, required=False)
+        raise TrainingInterruptedError(
+            f"training stopped at step {trainer.state.global_step} of {trainer.state.max_steps} (SIGTERM with "
+            "enable_jit_checkpoint, or a callback): no final model was written to "
+            f"{config.output_dir}" + (f"; resume with --resume_from_checkpoint {last}" if last else ""))
+    save_model_atomically(trainer, config.output_dir)
     if evaluation is not None:
         metrics = trainer.evaluate()
         trainer.save_metrics("eval", metrics)
     return trainer
+
+
+_CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+_CHECKPOINT_FILES = ("trainer_state.json",)
+
+
+def _missing_in_checkpoint(folder: Path) -> list[str]:
+    missing = [name for name in _CHECKPOINT_FILES if not (folder / name).is_file()]
+    if (folder / "checkpoint-is-incomplete.txt").exists():  # the marker of transformers' JIT checkpoints
+        missing.append("end of the save (checkpoint-is-incomplete.txt is still there)")
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+        missing.append("model weights (model.safetensors)")
+    return missing
+
+
+def resolve_checkpoint(value: str | bool | None, output_dir: str | Path, *, required: bool = True) -> str | None:
+    """The checkpoint folder to resume from: ``value`` as given (a folder), or with ``True`` (``--resume_from_checkpoint
+    true``) the newest complete ``checkpoint-N`` in ``output_dir``; None for None/False.
+
+    Complete means it holds ``trainer_state.json`` (the Trainer writes it last) and the weights. An incomplete
+    folder (written by a tool without atomic checkpoints and killed during the save) is skipped with a warning when
+    looking for the newest, and a ``ConfigError`` naming what is missing when given explicitly. ``required``:
+    with ``True`` and no complete checkpoint, raise ``ConfigError`` (else return None).
+    """
+    if value is None or value is False or value == "":
+        return None
+    if value is True or (isinstance(value, str) and value.lower() == "true"):
+        root = Path(output_dir)
+        found = sorted(((int(m.group(1)), p) for p in (root.iterdir() if root.is_dir() else [])
+                        if p.is_dir() and (m := _CHECKPOINT.match(p.name))), reverse=True)
+        for _, folder in found:
+            missing = _missing_in_checkpoint(folder)
+            if not missing:
+                return str(folder)
+            logger.warning(f"{folder}: incomplete checkpoint (no {', '.join(missing)}); skipped")
+        if required:
+            raise ConfigError(f"resume_from_checkpoint: no complete checkpoint-N folder in {str(root)!r} "
+                              f"({len(found)} checkpoint folder(s) found)")
+        return None
+    folder = Path(value)
+    if not folder.is_dir():
+        raise ConfigError(f"resume_from_checkpoint: {str(folder)!r} is not a folder (give a checkpoint-N folder, "
+                          "or true for the newest one in output_dir)")
+    missing = _missing_in_checkpoint(folder)
+    if missing:
+        raise ConfigError(f"resume_from_checkpoint: {str(folder)!r} is an incomplete checkpoint: no "
+                          f"{', '.join(missing)}")
+    return str(folder)
+
+
+def _training_finished(checkpoint: str, max_steps: int) -> bool:
+    """Whether ``checkpoint`` is at or past the last step (``max_steps`` of the config, else its own)."""
+    path = Path(checkpoint) / "trainer_state.json"
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        step, own_max = int(state["global_step"]), int(state.get("max_steps") or 0)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"resume_from_checkpoint: {str(path)!r} cannot be read ({type(err).__name__}: {err})") \
+            from None
+    target = max_steps if max_steps and max_steps > 0 else own_max
+    return target > 0 and step >= target
+
+
+def save_model_atomically(trainer: Any, output_dir: str | Path) -> None:
+    """``trainer.save_model`` into ``output_dir/.incomplete-model``, then the files moved into ``output_dir`` with
+    ``config.json`` last (``amber_align.io_utils.move_files_into``): a save that is killed half-way leaves no
+    ``config.json``, so the folder never loads as a complete model. Every process takes part (as in
+    ``save_model``); the main process moves the files. The Hub push, if configured, follows the move."""
+    output_dir = Path(output_dir)
+    staging = output_dir / ".incomplete-model"
+    args = trainer.args
+    if args.should_save:
+        shutil.rmtree(staging, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(staging), _internal_call=True)
+    trainer.accelerator.wait_for_everyone()
+    if args.should_save:
+        move_files_into(staging, output_dir, last="config.json")
+    trainer.accelerator.wait_for_everyone()
+    if args.push_to_hub:
+        trainer.push_to_hub(commit_message="Model save", revision=args.hub_revision)

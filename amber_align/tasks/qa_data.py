@@ -73,6 +73,14 @@ def _get(obj: Any, key: str, kind: type | tuple[type, ...], where: str, path: st
         names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
         raise DataFormatError(f"{where}.{key}: expected {names}, found {type(value).__name__} {value!r:.60}",
                               path=path)
+    if kind is int and not -2**31 <= value < 2**31:  # offsets are stored as int32
+        raise DataFormatError(f"{where}.{key}: {value} is out of range for a character offset", path=path)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:  # JSON may escape a lone surrogate (\ud800), which is no text
+            raise DataFormatError(f"{where}.{key}: an unpaired surrogate escape (U+{ord(value[err.start]):04X}) at "
+                                  f"character {err.start}: not valid Unicode", path=path) from None
     return value
 
 
@@ -90,6 +98,8 @@ def _read_json(path: str | os.PathLike) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise DataFormatError(f"malformed JSON: {err.msg} (column {err.colno})", path=path, line=err.lineno) from None
+    except RecursionError:
+        raise DataFormatError("JSON nested too deeply to read (not a SQuAD file?)", path=path) from None
 
 
 def _walk_squad(obj: Any, path: str | os.PathLike) -> tuple[_Rows, int]:

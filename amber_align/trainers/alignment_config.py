@@ -24,7 +24,7 @@ _OWN_FIELDS = (
     "method", "model_name_or_path", "tokenizer_name_or_path", "train_data", "eval_data", "eval_split_size",
     "dedup_eval_files", "max_length", "max_words", "pretokenized", "symmetrization", "one_to_one",
     "drop_identical_links", "special_token_links", "alignment_cache_dir", "anchor_language", "layer", "pooling",
-    "allow_pickle_weights",
+    "allow_pickle_weights", "resume_from_checkpoint",
 )
 
 
@@ -98,6 +98,11 @@ class AlignmentConfig(TrainingArguments):
         default=False,
         metadata={"help": "Allow loading pickle-based .bin weights (unsafe: only for files you trust). "
                           "By default only safetensors are loaded."},
+    )
+    resume_from_checkpoint: str | bool | None = field(
+        default=None,
+        metadata={"help": "Resume training: a checkpoint-N folder, or true for the newest complete checkpoint in "
+                          "output_dir (amber_align.pipeline.resolve_checkpoint)."},
     )
 
     def loss_parts(self) -> tuple[str, ...]:

@@ -1,23 +1,91 @@
-"""Pieces every trainer with named loss parts shares: logging the parts, and preparing a frozen teacher.
+"""Pieces every trainer with named loss parts shares: logging the parts, stopping on a non-finite loss, atomic
+checkpoints, and preparing a frozen teacher.
 
 - ``LossPartsLogging``: a ``Trainer`` mixin; ``record_parts`` accumulates detached parts each training step and
   ``log()`` reports each as its mean over the logging window and over processes (the way the Trainer reports
-  ``loss``), so ``cao_link`` or ``task`` sit next to ``loss`` in every log line.
+  ``loss``), so ``cao_link`` or ``task`` sit next to ``loss`` in every log line. ``record_parts`` also checks that
+  every part is finite, on every process, *before* the backward pass: a NaN/Inf part stops the run with
+  ``NonFiniteLossError`` naming the step and the part, after saving the last good state as a checkpoint (the
+  weights have not been touched by the bad step). This is the numerics guard of the alignment trainers (Cao,
+  AMBER) and of the continual trainer; with fp16, accelerate's GradScaler in addition skips optimizer steps whose
+  gradients overflow (see docs/errors.md, "Numerics").
+- ``AtomicCheckpoints`` (a base of ``LossPartsLogging``): each ``checkpoint-N`` is written into
+  ``<output_dir>/.incomplete-checkpoints/`` and renamed into place once every file (weights, optimizer, scheduler,
+  RNG states of every process, ``trainer_state.json``) is written, so a run killed during a save never leaves a
+  ``checkpoint-N`` that looks complete, and ``--resume_from_checkpoint`` never picks up a half-written one.
 - ``prepare_frozen_teacher``: a frozen original model is never a submodule of the trained one: it is loaded
   separately, put in eval mode, frozen and prepared with ``accelerator.prepare_model(..., evaluation_mode=True)``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import shutil
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import torch
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
-__all__ = ["LossPartsLogging", "prepare_frozen_teacher"]
+from amber_align.errors import NonFiniteLossError
+from amber_align.io_utils import replace_directory
+from amber_align.logging_utils import get_logger
+
+__all__ = ["AtomicCheckpoints", "LossPartsLogging", "prepare_frozen_teacher", "STAGING_DIR"]
+
+logger = get_logger(__name__)
+
+#: folder under ``output_dir`` where checkpoints are written before they are renamed into place
+STAGING_DIR = ".incomplete-checkpoints"
 
 
-class LossPartsLogging:
+class AtomicCheckpoints:
+    """Mixin for ``transformers.Trainer`` subclasses: ``checkpoint-N`` appears with one rename once complete.
+
+    The Trainer's own ``_save_checkpoint`` does the saving (model, optimizer, scheduler, scaler, RNG, state and
+    rotation); only the folder it writes into is redirected to a staging folder on the same filesystem. With a
+    hyper-parameter search (per-trial folders) the Trainer's direct write is kept.
+    """
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        if trial is not None or getattr(self, "hp_search_backend", None) is not None:
+            return super()._save_checkpoint(model, trial)
+        run_dir = Path(self._get_output_dir(trial=None))
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staging_root = run_dir / STAGING_DIR
+        staged = staging_root / name
+        if self.args.should_save:
+            shutil.rmtree(staged, ignore_errors=True)  # left by a save that was killed
+        self.accelerator.wait_for_everyone()
+        pushes: list[str] = []
+        # Instance attributes shadow the two methods for the duration of the Trainer's save: it writes under the
+        # staging folder, rotates nothing there, and the Hub push (if any) waits for the renamed folder.
+        self._get_output_dir = lambda trial=None: str(staging_root)
+        self._push_from_checkpoint = pushes.append
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            del self._get_output_dir, self._push_from_checkpoint
+        best = self.state.best_model_checkpoint
+        if best and Path(best).parent == staging_root:
+            self.state.best_model_checkpoint = str(run_dir / Path(best).name)
+            if self.args.should_save:
+                self.state.save_to_json(str(staged / "trainer_state.json"))
+        self.accelerator.wait_for_everyone()  # every process wrote its files (rng_state_{rank}.pth, shards)
+        if self.args.should_save:
+            replace_directory(staged, run_dir / name)
+            with contextlib.suppress(OSError):
+                staging_root.rmdir()  # only when empty
+            rotate_checkpoints(output_dir=str(run_dir), save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+        self.accelerator.wait_for_everyone()
+        for _ in pushes:
+            self._push_from_checkpoint(str(run_dir / name))
+
+
+class LossPartsLogging(AtomicCheckpoints):
     """Mixin for ``transformers.Trainer`` subclasses (put it first in the bases)."""
 
     def _init_parts(self) -> None:
@@ -25,9 +93,78 @@ class LossPartsLogging:
         self._parts_last_step = 0
 
     def record_parts(self, parts: dict[str, torch.Tensor], scale: float = 1.0) -> None:
-        """Add this step's parts (detached) to the running sums logged by ``log()``."""
+        """Check that this step's parts are finite (see ``check_finite_parts``), then add them (detached) to the
+        running sums logged by ``log()``. Called before the backward pass."""
+        self.check_finite_parts(parts)
         for name, value in parts.items():
             self._train_parts[name] = self._train_parts[name] + value.detach() * scale
+
+    def check_finite_parts(self, parts: dict[str, torch.Tensor]) -> None:
+        """Raise ``NonFiniteLossError`` when a part is NaN/Inf on any process, after saving the last good state.
+
+        The parts are gathered from every process (one small collective per micro-batch under DDP) so that all
+        processes stop at the same step and take part in the checkpoint save together. The error is raised before
+        the backward pass, so the bad step never reaches the weights or the optimizer state.
+        """
+        if not parts:
+            return
+        names = sorted(parts)
+        values = torch.stack([parts[n].detach().float().reshape(()) for n in names]).unsqueeze(0)
+        if self.accelerator.num_processes > 1:
+            values = self.accelerator.gather(values)  # (processes, parts)
+        table = values.cpu().tolist() if not bool(torch.isfinite(values).all()) else None
+        if table is None:
+            self._last_finite_parts = dict(zip(names, values[0].tolist()))
+            return
+        bad: dict[str, float] = {}
+        where: list[str] = []
+        for rank, row in enumerate(table):
+            for name, value in zip(names, row):
+                if not math.isfinite(value):
+                    bad.setdefault(name, value)
+                    where.append(f"{name} = {value}" + (f" on process {rank}" if len(table) > 1 else ""))
+        finite = [f"{n} = {v:.6g}" for n, v in zip(names, table[0]) if n not in bad]
+        others = f" (other parts: {', '.join(finite)})" if finite else ""
+        self._stop_non_finite("loss", f"loss part(s) {', '.join(where)}{others}", bad)
+
+    def _get_grad_norm(self, model: Any, grad_norm: Any = None) -> Any:
+        """The Trainer's gradient norm (computed before every optimizer step); a non-finite one stops the run
+        before the optimizer step, unless a GradScaler (fp16 on CUDA) is active: it skips such steps itself."""
+        grad_norm = super()._get_grad_norm(model, grad_norm=grad_norm)
+        if grad_norm is not None and getattr(self.accelerator, "scaler", None) is None:
+            value = float(grad_norm)
+            if not math.isfinite(value):
+                parts = ", ".join(f"{n} = {v:.6g}" for n, v in getattr(self, "_last_finite_parts", {}).items())
+                after = f" after finite loss parts ({parts})" if parts else ""
+                self._stop_non_finite("gradient", f"gradient norm = {value}{after}: an overflow in the backward pass",
+                                      {"grad_norm": value})
+        return grad_norm
+
+    def _stop_non_finite(self, kind: str, what: str, bad: dict[str, float]) -> None:
+        step = self.state.global_step + 1
+        checkpoint = self.save_last_good_checkpoint()
+        message = (f"non-finite {kind} at step {step} (of {self.state.max_steps}): {what}; training stopped before "
+                   "this update. ")
+        if checkpoint is None:
+            message += ("No step had completed, so no checkpoint was saved: check the data, the model weights and "
+                        "the learning rate.")
+        else:
+            message += (f"The last good state (after step {step - 1}) is in {checkpoint}: lower the learning rate, "
+                        "use bf16 rather than fp16, or check this step's data, then resume with "
+                        f"--resume_from_checkpoint {checkpoint}")
+        logger.error(message)
+        raise NonFiniteLossError(message, step=step, parts=bad, checkpoint=checkpoint)
+
+    def save_last_good_checkpoint(self) -> str | None:
+        """Save ``checkpoint-{global_step}`` (the state after the last completed step) unless it exists already;
+        return its folder, or None when no step has completed yet."""
+        step = self.state.global_step
+        if step == 0:
+            return None
+        folder = Path(self._get_output_dir(trial=None)) / f"{PREFIX_CHECKPOINT_DIR}-{step}"
+        if not (folder / "trainer_state.json").is_file():
+            self._save_checkpoint(self.model, trial=None)
+        return str(folder)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._train_parts:
