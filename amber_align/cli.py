@@ -4,9 +4,9 @@ Subcommands: ``align`` (train an alignment method from a YAML config plus ``--fi
 ``demo`` (the offline demo), ``word-align`` (eflomal alignments of a corpus), ``extract-alignments`` (alignments
 from an encoder), ``aer`` (score alignments against gold), ``finetune`` (English task head, zero-shot evaluation
 of every listed language), ``evaluate`` (the evaluation alone: xsr, bucc, ner, nli, qa), ``compare`` (runs side
-by side), ``diagnose`` (word-retrieval, distances, aer, bli) and ``refine`` (Wang et al. per-layer maps). Errors
-of the package (bad files, bad config, missing extras) print one ``error:`` line and exit with status 2; nothing
-is printed as a traceback.
+by side), ``diagnose`` (word-retrieval, distances, aer, bli), ``refine`` (Wang et al. per-layer maps) and ``push``
+(a finished run folder to the Hub). Errors of the package (bad files, bad config, missing extras) print one
+``error:`` line and exit with status 2; nothing is printed as a traceback.
 """
 
 from __future__ import annotations
@@ -247,6 +247,17 @@ def cmd_refine(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace, extra: list[str]) -> int:
+    from amber_align.hub.push import push_folder
+
+    if extra:
+        raise_unknown(extra)
+    result = push_folder(args.dir, args.repo_id, private=args.private or None, revision=args.revision,
+                         commit_message=args.commit_message, license=args.license, base_model=args.base_model)
+    print(f"pushed {len(result.files)} files of {args.dir} to {result.url} ({result.commit_url})")
+    return 0
+
+
 def _add_corpus_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--src_file", help="foreign side, one sentence per line (with --tgt_file)")
     p.add_argument("--tgt_file", help="English side, line-aligned with --src_file")
@@ -375,6 +386,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tau", type=float, default=0.9, help="vocabulary reallocation threshold (0 = off)")
     p.add_argument("--output_dir", default=None, help="where alignment_maps.* go (default: the model folder)")
     p.set_defaults(func=cmd_refine)
+
+    p = sub.add_parser("push", help="push a finished run folder (model, tokenizer, card) to the Hub; token from HF_TOKEN")
+    p.add_argument("dir", help="the run's output folder (config.json + model.safetensors)")
+    p.add_argument("--repo-id", "--repo_id", dest="repo_id", required=True, help="Hub repo, e.g. user/mbert-aligned")
+    p.add_argument("--private", action="store_true", help="create the repo private (no effect if it exists)")
+    p.add_argument("--revision", default=None, help="branch to push to (created if missing; default main)")
+    p.add_argument("--commit-message", "--commit_message", dest="commit_message", default=None)
+    p.add_argument("--license", default=None, help="card metadata license (wins over the README's), e.g. apache-2.0")
+    p.add_argument("--base-model", "--base_model", dest="base_model", default=None,
+                   help="card metadata base_model: the Hub id the run started from, when it started from a folder")
+    p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("compare", help="put runs side by side (tables + plots) with per-language differences")
     p.add_argument("runs", nargs="+", help="run directories (with results.json); the first is the baseline")

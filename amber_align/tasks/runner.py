@@ -17,12 +17,13 @@ import datasets
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, Trainer
 
 from amber_align.errors import ConfigError
+from amber_align.hub.mixin import ModelCardMixin
 from amber_align.logging_utils import get_logger
 from amber_align.modeling import load_encoder, load_task_model, load_tokenizer
 from amber_align.tasks.config import FINETUNE_TASKS, TaskConfig
 from amber_align.tokenization import check_tokenizer_matches_model
 
-__all__ = ["run_finetune", "run_evaluate", "load_task_data", "evaluate_task_languages", "continual_pairs"]
+__all__ = ["TaskTrainer", "labels_mean_cross_entropy", "run_finetune", "run_evaluate", "load_task_data", "evaluate_task_languages", "continual_pairs"]
 
 logger = get_logger(__name__)
 _MLQA_LANGUAGES = frozenset({"ar", "de", "en", "es", "hi", "vi", "zh"})
@@ -45,6 +46,32 @@ def load_task_data(task: str, source: Any, *, lang: str | None = None,
     if max_examples is not None and len(ds) > max_examples:
         ds = ds.select(range(max_examples))
     return ds
+
+
+class TaskTrainer(ModelCardMixin, Trainer):
+    """The plain ``transformers.Trainer`` of ``finetune``, plus the task-model card at every save."""
+
+    card_kind = "task_model"
+
+
+def labels_mean_cross_entropy(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+    """Cross-entropy summed over the labelled positions and divided by their number in the whole optimizer step
+    (``num_items_in_batch``: every process and gradient-accumulation micro-batch), as a ``compute_loss_func``.
+
+    The stock BERT/XLM-R token and sequence classification heads accept ``num_items_in_batch`` but return a
+    per-batch mean, while transformers 5 then scales their loss for it (times the number of processes, no division
+    by the accumulation steps): measured on 2 gloo processes, the NLI gradient came out twice that of 1 process.
+    With this loss, W processes or GA micro-batches give the gradient of one batch, also for NER batches whose
+    processes hold different numbers of labelled tokens (tests/test_hub_launch.py).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+    flat = labels.reshape(-1)
+    total = F.cross_entropy(logits.reshape(flat.shape[0], -1).float(), flat, ignore_index=-100, reduction="sum")
+    count = num_items_in_batch if num_items_in_batch is not None else (flat != -100).sum()
+    return total / torch.clamp(torch.as_tensor(count, device=total.device), min=1)  # no label at all: loss 0
 
 
 def _source_name(source: Any) -> str:
@@ -178,6 +205,8 @@ def run_finetune(config: TaskConfig) -> dict[str, Any]:
         from amber_align.tasks.preprocess import ner_label_list
 
         label_list = list(config.label_list) or ner_label_list(train["ner_tags"])
+        for lang, ds in eval_sets.items():  # an evaluation label the head lacks fails now, not after training
+            _map_ner_labels(ds, label_list, config.label_mapping, _source_name(config.eval_data[lang]))
     elif config.task == "nli":
         from amber_align.tasks.nli_data import NLI_LABELS
 
@@ -195,15 +224,21 @@ def run_finetune(config: TaskConfig) -> dict[str, Any]:
     if config.continual_alignment:
         trainer = _continual_trainer(config, tokenizer, trainer_kwargs)
     else:
-        trainer = Trainer(**trainer_kwargs)
+        loss = labels_mean_cross_entropy if config.task in ("ner", "nli") else None  # qa: the model's own
+        trainer = TaskTrainer(**trainer_kwargs, compute_loss_func=loss)
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
-    if config.save_model:
-        trainer.save_model(config.output_dir)
+    if config.save_model:  # with push_to_hub, the push waits for the results below (one upload, complete card)
+        trainer.save_model(config.output_dir, _internal_call=config.push_to_hub)
     counts: dict[str, int] = {}
     per_lang = evaluate_task_languages(trainer, spec, config, counts, eval_sets)
-    return _report(config, per_lang, trainer, _meta(config, started, train_examples=len(train),
-                                                    train_steps=trainer.state.global_step, eval_examples=counts,
-                                                    continual_alignment=config.continual_alignment))
+    report = _report(config, per_lang, trainer, _meta(config, started, train_examples=len(train),
+                                                      train_steps=trainer.state.global_step, eval_examples=counts,
+                                                      continual_alignment=config.continual_alignment))
+    if config.save_model:  # the card again, now with the per-language results in model-index
+        trainer.write_model_card(config.output_dir)
+        if config.push_to_hub:
+            trainer.push_to_hub(commit_message="Fine-tuned model with zero-shot evaluation results")
+    return report
 
 
 def continual_pairs(config: TaskConfig, tokenizer: Any) -> datasets.Dataset:

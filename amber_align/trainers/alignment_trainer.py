@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import Trainer
 
+from amber_align.hub.mixin import ModelCardMixin
 from amber_align.logging_utils import get_logger
 from amber_align.modeling import freeze_pooler, load_encoder
 from amber_align.trainers.common import LossPartsLogging, prepare_frozen_teacher
@@ -32,7 +33,7 @@ __all__ = ["AlignmentTrainer"]
 logger = get_logger(__name__)
 
 
-class AlignmentTrainer(LossPartsLogging, Trainer):
+class AlignmentTrainer(ModelCardMixin, LossPartsLogging, Trainer):
     """Base class; subclasses implement ``compute_loss_parts`` and set ``count_keys``."""
 
     #: batch keys holding item counts that parts are normalised by (summed over GA window and processes)
@@ -67,6 +68,8 @@ class AlignmentTrainer(LossPartsLogging, Trainer):
             if path is None:
                 raise ValueError("a frozen teacher is needed: pass teacher= or set model_name_or_path in the config")
             teacher = load_encoder(path, allow_pickle_weights=getattr(self.args, "allow_pickle_weights", False))
+        if self.args.bf16 and getattr(self.args, "teacher_bf16", False):
+            teacher = teacher.to(torch.bfloat16)  # it only runs forward under no_grad: bf16 weights suffice
         return prepare_frozen_teacher(self.accelerator, teacher, self.model)
 
     # ----- counts ----------------------------------------------------------------------------------------------

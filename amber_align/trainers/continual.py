@@ -19,6 +19,7 @@ import datasets
 import torch
 from transformers import Trainer
 
+from amber_align.hub.mixin import ModelCardMixin
 from amber_align.losses.cao import CaoLoss
 from amber_align.trainers.cao import cao_loss_parts
 from amber_align.trainers.common import LossPartsLogging, prepare_frozen_teacher
@@ -29,7 +30,7 @@ __all__ = ["ContinualTaskTrainer", "CONTINUAL_PARTS"]
 CONTINUAL_PARTS = ("task", "cao_link", "cao_anchor")
 
 
-class ContinualTaskTrainer(LossPartsLogging, Trainer):
+class ContinualTaskTrainer(ModelCardMixin, LossPartsLogging, Trainer):
     """A ``Trainer`` for any stock task head (token/sequence classification, QA) plus the Cao alignment parts.
 
     Args:
@@ -37,6 +38,8 @@ class ContinualTaskTrainer(LossPartsLogging, Trainer):
         teacher: the frozen original encoder f0 (a separate object; frozen and prepared here).
         pair_batch_size, link_weight, anchor_weight, pooling: Efimov's 16, 0.01, 1.0, mean by default.
     """
+
+    card_kind = "task_model"
 
     def __init__(self, *args: Any, alignment_pairs: datasets.Dataset, teacher: torch.nn.Module,
                  pair_batch_size: int = 16, link_weight: float = 0.01, anchor_weight: float = 1.0,

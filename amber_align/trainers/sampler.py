@@ -29,6 +29,11 @@ class MultiPairBatchSampler:
         drop_last: drop the largest pair's last, incomplete batch.
     """
 
+    #: Rows per step are ``pair_batch_size`` × the number of pairs, fewer at the end of an epoch: None tells
+    #: accelerate's ``BatchSamplerShard`` (several processes) to deal out whole steps of any length. A number here
+    #: would make it treat every step longer than that number as incomplete (process 0 then got no batch at all).
+    batch_size = None
+
     def __init__(
         self,
         pairs: Sequence[str],
@@ -41,7 +46,7 @@ class MultiPairBatchSampler:
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = batch_size
+        self.pair_batch_size = batch_size
         self.seed = seed
         self.epoch = 0
         self.drop_last = drop_last
@@ -71,7 +76,7 @@ class MultiPairBatchSampler:
         rng = np.random.default_rng([self.seed, self.epoch, pair, cycle])
         idx = self.pair_indices[pair][rng.permutation(len(self.pair_indices[pair]))]
         if self.group_by_length:
-            mega = 50 * self.batch_size
+            mega = 50 * self.pair_batch_size
             chunks = [idx[i : i + mega] for i in range(0, len(idx), mega)]
             idx = np.concatenate([c[np.argsort(-self.lengths[c], kind="stable")] for c in chunks])
         return idx
@@ -84,9 +89,9 @@ class MultiPairBatchSampler:
         return np.concatenate([self._cycle(pair, c) for c in range(cycles)])[:needed]
 
     def __iter__(self) -> Iterator[list[int]]:
-        needed = self.steps_per_epoch * self.batch_size
+        needed = self.steps_per_epoch * self.pair_batch_size
         largest = max(len(ix) for ix in self.pair_indices)
         streams = [self._stream(p, needed, len(ix) < largest) for p, ix in enumerate(self.pair_indices)]
         for step in range(self.steps_per_epoch):
-            lo, hi = step * self.batch_size, (step + 1) * self.batch_size
+            lo, hi = step * self.pair_batch_size, (step + 1) * self.pair_batch_size
             yield [int(i) for s in streams for i in s[lo:hi]]

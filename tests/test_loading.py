@@ -1,0 +1,56 @@
+"""An aligned checkpoint as a downstream user loads it: ``AutoModel``, ``AutoModelForTokenClassification`` with a
+new head, and ``pipeline("feature-extraction")`` (README "Loading an aligned checkpoint")."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_hub_card import aligned_run
+from transformers import AutoModel, AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+SENTENCE = "Peter Blackburn besucht Berlin."
+
+
+@pytest.fixture(scope="module")
+def aligned(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("aligned")
+    trainer = aligned_run(tmp)
+    trained = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    return tmp / "out", trained
+
+
+def test_automodel_loads_every_trained_weight(aligned):
+    out, trained = aligned
+    model, info = AutoModel.from_pretrained(out, output_loading_info=True)
+    assert type(model).__name__ == "BertModel"
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, trained[name]), name
+
+
+def test_token_classification_gets_a_new_head_on_the_aligned_encoder(aligned):
+    out, trained = aligned
+    model, info = AutoModelForTokenClassification.from_pretrained(
+        out, num_labels=5, id2label={i: t for i, t in enumerate(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])},
+        output_loading_info=True)
+    assert set(info["missing_keys"]) == {"classifier.weight", "classifier.bias"}  # only the head is new
+    assert all(k.startswith("pooler.") for k in info["unexpected_keys"])  # the token head has no pooler
+    for name, tensor in model.bert.state_dict().items():
+        assert torch.equal(tensor, trained[name]), name
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    logits = model(**tokenizer([SENTENCE], return_tensors="pt")).logits
+    assert logits.shape[-1] == 5 and model.config.id2label[3] == "B-LOC"
+
+
+def test_feature_extraction_pipeline_gives_the_encoder_output(aligned):
+    out, _ = aligned
+    extractor = pipeline("feature-extraction", model=str(out), device="cpu")
+    features = torch.tensor(extractor(SENTENCE))  # [1, tokens, hidden]
+    model, tokenizer = AutoModel.from_pretrained(out).eval(), AutoTokenizer.from_pretrained(out)
+    encoded = tokenizer([SENTENCE], return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**encoded).last_hidden_state
+    assert features.shape == expected.shape == (1, encoded["input_ids"].shape[1], model.config.hidden_size)
+    assert torch.allclose(features, expected, atol=1e-5)
+    # the cased vocabulary survives the save: "Berlin" and "berlin" are different pieces
+    assert tokenizer("Berlin")["input_ids"] != tokenizer("berlin")["input_ids"]
