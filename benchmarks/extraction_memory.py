@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
+from results import record  # noqa: E402  (benchmarks/results.py, next to this script)
 
 CHILD = r"""
 import json, resource, sys, time
@@ -65,8 +65,7 @@ def main() -> None:
                          f"{r['peak_rss_mib'] / base:.2f} |" for r in rows) + "\n")
     print(table)
     if not args.no_record:
-        existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        RESULTS.write_text(existing.rstrip("\n") + "\n\n" + table)
+        record(table)
 
 
 if __name__ == "__main__":

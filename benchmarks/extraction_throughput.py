@@ -36,7 +36,7 @@ from amber_align.extraction import WordAligner  # noqa: E402
 from amber_align.io_utils import read_text_lines  # noqa: E402
 from amber_align.tokenization import load_mbert_tokenizer  # noqa: E402
 
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
+from results import record  # noqa: E402  (benchmarks/results.py, next to this script)
 VOCAB = REPO / "tests" / "fixtures" / "mbert-cased-vocab.txt.xz"
 SHAPES = {"mbert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
           "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)}
@@ -146,8 +146,7 @@ def main() -> None:
              f"links identical to the loop's on {100 * same:.1f} % of {n_loop} pairs.\n\n{header}\n{body}\n")
     print(table)
     if not args.no_record:
-        existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        RESULTS.write_text(existing.rstrip("\n") + "\n\n" + table)
+        record(table)
 
 
 if __name__ == "__main__":

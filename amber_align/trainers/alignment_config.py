@@ -6,16 +6,21 @@ Every field has ``help``; ``__post_init__`` checks types and values and names th
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from transformers import TrainingArguments
+from transformers.utils import is_torch_bf16_gpu_available
 
 from amber_align.errors import ConfigError
 from amber_align.losses.pooling import POOLING_MODES
 from amber_align.trainers.config_utils import check_choice, check_range, validate_fields
 
 __all__ = ["AlignmentConfig", "SYMMETRIZATIONS"]
+
+logger = logging.getLogger(__name__)  # config code: no accelerate state needed
 
 SYMMETRIZATIONS = ("intersection", "union", "grow-diag", "grow-diag-final", "grow-diag-final-and")
 
@@ -24,7 +29,7 @@ _OWN_FIELDS = (
     "method", "model_name_or_path", "tokenizer_name_or_path", "train_data", "eval_data", "eval_split_size",
     "dedup_eval_files", "max_length", "max_words", "pretokenized", "symmetrization", "one_to_one",
     "drop_identical_links", "special_token_links", "alignment_cache_dir", "anchor_language", "layer", "pooling",
-    "allow_pickle_weights", "resume_from_checkpoint",
+    "allow_pickle_weights", "resume_from_checkpoint", "auto_bf16", "teacher_bf16",
 )
 
 
@@ -104,6 +109,17 @@ class AlignmentConfig(TrainingArguments):
         metadata={"help": "Resume training: a checkpoint-N folder, or true for the newest complete checkpoint in "
                           "output_dir (amber_align.pipeline.resolve_checkpoint)."},
     )
+    auto_bf16: bool = field(
+        default=True,
+        metadata={"help": "Fast path: when neither bf16 nor fp16 is set (nor ACCELERATE_MIXED_PRECISION) and training "
+                          "runs on a CUDA GPU that supports bf16, turn bf16 autocast on. CPU runs stay fp32. "
+                          "false = keep fp32 everywhere."},
+    )
+    teacher_bf16: bool = field(
+        default=True,
+        metadata={"help": "Fast path: when training in bf16, hold the frozen teacher (run under no_grad) in bf16: "
+                          "half its memory, no per-step weight casts. false = keep it in fp32."},
+    )
 
     def loss_parts(self) -> tuple[str, ...]:
         """Names of the loss parts this config trains (each is logged)."""
@@ -126,4 +142,19 @@ class AlignmentConfig(TrainingArguments):
                 raise ConfigError(f"{owner}.train_data/eval_data[{i}]: expected a mapping of source fields, got {src!r}")
         # our trainers compute their own loss from custom columns: keep them for the collator
         self.remove_unused_columns = False
+        if self.auto_bf16 and _bf16_gpu_run(self):
+            self.bf16 = True
+            logger.info(f"{owner}: bf16 autocast on (auto_bf16: a CUDA GPU supports it; auto_bf16=false keeps fp32)")
         super().__post_init__()
+
+
+def _bf16_gpu_run(config: TrainingArguments) -> bool:
+    """Whether ``auto_bf16`` applies: no precision chosen (fields or ACCELERATE_MIXED_PRECISION), not forced onto the
+    CPU, and a CUDA GPU with bf16 support (transformers' own check)."""
+    if config.bf16 or config.fp16 or config.use_cpu:
+        return False
+    if os.environ.get("ACCELERATE_MIXED_PRECISION", "no") != "no":
+        return False
+    if os.environ.get("ACCELERATE_USE_CPU", "false").lower() in ("1", "true", "yes"):
+        return False
+    return is_torch_bf16_gpu_available()
