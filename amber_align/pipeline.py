@@ -213,11 +213,12 @@ def _training_finished(checkpoint: str, max_steps: int) -> bool:
     return target > 0 and step >= target
 
 
-def save_model_atomically(trainer: Any, output_dir: str | Path) -> None:
+def save_model_atomically(trainer: Any, output_dir: str | Path, *, push: bool = True) -> None:
     """``trainer.save_model`` into ``output_dir/.incomplete-model``, then the files moved into ``output_dir`` with
     ``config.json`` last (``amber_align.io_utils.move_files_into``): a save that is killed half-way leaves no
     ``config.json``, so the folder never loads as a complete model. Every process takes part (as in
-    ``save_model``); the main process moves the files. The Hub push, if configured, follows the move."""
+    ``save_model``); the main process moves the files. The Hub push, if configured (and ``push``), follows the
+    move; ``finetune`` passes ``push=False`` and pushes once its results are in the card."""
     output_dir = Path(output_dir)
     staging = output_dir / ".incomplete-model"
     args = trainer.args
@@ -229,5 +230,5 @@ def save_model_atomically(trainer: Any, output_dir: str | Path) -> None:
     if args.should_save:
         move_files_into(staging, output_dir, last="config.json")
     trainer.accelerator.wait_for_everyone()
-    if args.push_to_hub:
+    if push and args.push_to_hub:
         trainer.push_to_hub(commit_message="Model save", revision=args.hub_revision)

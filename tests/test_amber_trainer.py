@@ -220,3 +220,16 @@ def test_sa_real_effect_on_minilm_raises_tatoeba_es(tmp_path):
     trainer = run_alignment(config, model=model, tokenizer=tok)
     after = evaluate_tatoeba(trainer.model, tok, ["es"], data / "xsr")["es_xx2en_p@1"]
     assert after - before >= 10, (before, after)
+
+
+def test_a_tokenizer_without_a_mask_token_is_a_config_error_when_tlm_is_on():
+    import copy
+
+    from amber_align.trainers.amber_collator import AmberCollator
+
+    tok = copy.deepcopy(mbert_tokenizer())
+    tok.mask_token = None
+    assert tok.mask_token_id is None
+    with pytest.raises(ConfigError, match="has no mask token: TLM/MLM cannot mask; set tlm_weight and mlm_weight"):
+        AmberCollator(tok, tlm=True)
+    AmberCollator(tok, pair=True, tlm=False)  # SA/WA alone need no mask token

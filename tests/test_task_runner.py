@@ -160,3 +160,21 @@ def test_finetune_rejects_evaluation_only_tasks(tmp_path):
     config = TaskConfig(task="xsr", model_name_or_path="m", output_dir=str(tmp_path / "o"), report_to=[])
     with pytest.raises(ConfigError, match="has no training; use evaluate"):
         run_finetune(config)
+
+
+def test_finetune_resumes_from_the_newest_checkpoint_and_saves_atomically(tmp_path, files):
+    """save_steps 1 -> checkpoint-1, checkpoint-2; a second run with resume_from_checkpoint true continues from
+    checkpoint-2 to step 3; the final model is moved in with nothing of the staging folder left behind."""
+    config = _config(tmp_path, files, "nli", save_strategy="steps", save_steps=1)
+    run_finetune(config)
+    out = tmp_path / "run_nli"
+    assert (out / "checkpoint-2" / "trainer_state.json").is_file()
+    assert not (out / ".incomplete-model").exists() and (out / "config.json").is_file()
+    resumed = _config(tmp_path, files, "nli", save_strategy="steps", save_steps=1, max_steps=3,
+                      resume_from_checkpoint=True)
+    assert resumed.resume_from_checkpoint is True
+    report = run_finetune(resumed)
+    state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3 and report["metrics"]["eval_nli_de_accuracy"] >= 0
+    with pytest.raises(ConfigError, match="no complete checkpoint-N folder"):
+        run_finetune(_config(tmp_path, files, "nli", output_dir=str(tmp_path / "empty"), resume_from_checkpoint=True))

@@ -25,9 +25,10 @@ _OWN_FIELDS = (
     "task", "model_name_or_path", "tokenizer_name_or_path", "train_data", "eval_data", "languages", "data_dir",
     "train_language", "label_list", "label_mapping", "max_seq_length", "doc_stride", "max_answer_length",
     "n_best_size", "qa_normalization", "max_train_examples", "max_eval_examples", "layer", "bucc_k",
-    "bucc_dev_split", "bucc_eval_split", "results_dir", "save_model", "allow_pickle_weights", "run_name_in_results",
-    "continual_alignment", "continual_data", "continual_options", "continual_pool_size", "continual_batch_size", "continual_link_weight",
-    "continual_anchor_weight", "continual_anchor_model", "continual_pooling",
+    "bucc_dev_split", "bucc_eval_split", "results_dir", "save_model", "resume_from_checkpoint",
+    "allow_pickle_weights", "run_name_in_results", "continual_alignment", "continual_data", "continual_options",
+    "continual_pool_size", "continual_batch_size", "continual_link_weight", "continual_anchor_weight",
+    "continual_anchor_model", "continual_pooling",
 )
 
 
@@ -103,6 +104,11 @@ class TaskConfig(TrainingArguments):
                           "written to one folder are merged there, so `amber-align compare` sees them together."},
     )
     save_model: bool = field(default=True, metadata={"help": "finetune: save the fine-tuned model to output_dir."})
+    resume_from_checkpoint: str | bool | None = field(
+        default=None,
+        metadata={"help": "finetune: resume from a checkpoint-N folder, or true for the newest complete checkpoint "
+                          "in output_dir (amber_align.pipeline.resolve_checkpoint)."},
+    )
     allow_pickle_weights: bool = field(
         default=False, metadata={"help": "Allow pickle-based .bin weights (unsafe: only for files you trust)."}
     )

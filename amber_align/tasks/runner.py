@@ -23,7 +23,8 @@ from amber_align.modeling import load_encoder, load_task_model, load_tokenizer
 from amber_align.tasks.config import FINETUNE_TASKS, TaskConfig
 from amber_align.tokenization import check_tokenizer_matches_model
 
-__all__ = ["TaskTrainer", "labels_mean_cross_entropy", "run_finetune", "run_evaluate", "load_task_data", "evaluate_task_languages", "continual_pairs"]
+__all__ = ["TaskTrainer", "labels_mean_cross_entropy", "run_finetune", "run_evaluate", "load_task_data",
+           "evaluate_task_languages", "continual_pairs"]
 
 logger = get_logger(__name__)
 _MLQA_LANGUAGES = frozenset({"ar", "de", "en", "es", "hi", "vi", "zh"})
@@ -226,9 +227,11 @@ def run_finetune(config: TaskConfig) -> dict[str, Any]:
     else:
         loss = labels_mean_cross_entropy if config.task in ("ner", "nli") else None  # qa: the model's own
         trainer = TaskTrainer(**trainer_kwargs, compute_loss_func=loss)
-    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
-    if config.save_model:  # with push_to_hub, the push waits for the results below (one upload, complete card)
-        trainer.save_model(config.output_dir, _internal_call=config.push_to_hub)
+    from amber_align.pipeline import resolve_checkpoint, save_model_atomically
+
+    trainer.train(resume_from_checkpoint=resolve_checkpoint(config.resume_from_checkpoint, config.output_dir))
+    if config.save_model:  # atomic; with push_to_hub the push waits for the results below (one upload, full card)
+        save_model_atomically(trainer, config.output_dir, push=False)
     counts: dict[str, int] = {}
     per_lang = evaluate_task_languages(trainer, spec, config, counts, eval_sets)
     report = _report(config, per_lang, trainer, _meta(config, started, train_examples=len(train),

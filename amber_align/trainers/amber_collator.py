@@ -24,6 +24,7 @@ import torch
 from transformers import DataCollatorForLanguageModeling
 
 from amber_align.data.pair_template import PairTemplate
+from amber_align.errors import ConfigError
 from amber_align.losses.tlm import IGNORE_INDEX
 from amber_align.losses.word_agreement import PAD_BLOCK
 from amber_align.trainers.pair_collator import AlignedPairCollator
@@ -56,7 +57,8 @@ class AmberCollator:
         self._masker = None
         if self.tlm or self.mlm:
             if self.tokenizer.mask_token_id is None:
-                raise ValueError(f"{type(self.tokenizer).__name__} has no mask token: TLM/MLM cannot mask")
+                raise ConfigError(f"{type(self.tokenizer).__name__} has no mask token: TLM/MLM cannot mask; set "
+                                  "tlm_weight and mlm_weight to 0, or use a tokenizer with a mask token")
             self._masker = DataCollatorForLanguageModeling(
                 self.tokenizer, mlm_probability=self.mlm_probability, mask_replace_prob=self.mask_replace_prob,
                 random_replace_prob=self.random_replace_prob,
