@@ -69,16 +69,21 @@ def cmd_word_align(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def cmd_aer(args: argparse.Namespace, extra: list[str]) -> int:
+def _print_aer(pred_path: str, gold_path: str, *, pred_one_based: bool, gold_zero_based: bool) -> None:
+    """Print AER / precision / recall / F1 (percent) of a Pharaoh file against gold, as JSON."""
     from amber_align.data.aer import alignment_scores
     from amber_align.data.alignments import read_gold_alignments, read_pharaoh
 
-    if extra:
-        raise_unknown(extra)
-    sure, possible = read_gold_alignments(args.gold, one_based=not args.gold_zero_based)
-    pred = read_pharaoh(args.pred, one_based=args.pred_one_based, expected_lines=len(sure))
+    sure, possible = read_gold_alignments(gold_path, one_based=not gold_zero_based)
+    pred = read_pharaoh(pred_path, one_based=pred_one_based, expected_lines=len(sure))
     scores = alignment_scores(pred, sure, possible)
     print(json.dumps({k: round(100 * v, 2) for k, v in scores.items()}, indent=2))
+
+
+def cmd_aer(args: argparse.Namespace, extra: list[str]) -> int:
+    if extra:
+        raise_unknown(extra)
+    _print_aer(args.pred, args.gold, pred_one_based=args.pred_one_based, gold_zero_based=args.gold_zero_based)
     return 0
 
 
@@ -97,13 +102,7 @@ def cmd_extract_alignments(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"wrote {summary['path']} ({summary['pairs']} lines, 0-based src-tgt; "
           f"{summary['pairs_per_second']} pairs/s, resumed from line {summary['resumed_from']})")
     if args.gold:
-        from amber_align.data.aer import alignment_scores
-        from amber_align.data.alignments import read_gold_alignments, read_pharaoh
-
-        sure, possible = read_gold_alignments(args.gold, one_based=not args.gold_zero_based)
-        pred = read_pharaoh(args.out, expected_lines=len(sure))
-        scores = alignment_scores(pred, sure, possible)
-        print(json.dumps({k: round(100 * v, 2) for k, v in scores.items()}, indent=2))
+        _print_aer(args.out, args.gold, pred_one_based=False, gold_zero_based=args.gold_zero_based)
     return 0
 
 

@@ -233,3 +233,14 @@ def test_cli_mismatched_files_existing_output_and_bad_layer(tmp_path, capsys):
     assert main(["extract-alignments", "--model", str(model_dir), "--layer", "5", "--file", str(tmp_path / "a.de"),
                  "--out", str(tmp_path / "o")]) == 2
     assert "layer 5 is out of range: this model has 2 layers" in capsys.readouterr().err
+
+
+def test_iter_corpus_skips_without_splitting_and_names_both_counts_on_a_mismatch(tmp_path):
+    from amber_align.extraction.stream import iter_corpus
+
+    (tmp_path / "a.de").write_text("eins\nzwei drei\nvier\n")
+    (tmp_path / "b.en").write_text("one\ntwo three\n")
+    pairs = iter_corpus(src_file=str(tmp_path / "a.de"), tgt_file=str(tmp_path / "b.en"), skip=1)
+    assert next(pairs) == (["zwei", "drei"], ["two", "three"])
+    with pytest.raises(DataFormatError, match="a.de has 3 lines, .*b.en has 2"):
+        next(pairs)

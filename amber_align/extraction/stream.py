@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import itertools
 import json
 import os
 import time
@@ -64,18 +65,19 @@ def _lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
 
 
 def iter_corpus(*, file: str | None = None, src_file: str | None = None, tgt_file: str | None = None,
-                pretokenized: bool = False) -> Iterator[tuple[list[str], list[str]]]:
+                pretokenized: bool = False, skip: int = 0) -> Iterator[tuple[list[str], list[str]]]:
     """Word-split pairs of a ``src ||| tgt`` file or of two line-aligned files, lazily.
 
     Words are split on whitespace when ``pretokenized`` (the gold sets' ``.src-tgt`` files), else with
-    :func:`amber_align.data.words.word_tokenize`. Two files with different line counts are an error before any
-    pair is read.
+    :func:`amber_align.data.words.word_tokenize`. The first ``skip`` pairs are passed over without being split
+    (resuming). Two files with different line counts are a ``DataFormatError`` naming both when the shorter one
+    ends (:func:`extract_to_file` checks the counts before it writes anything).
     """
     def words(text: str) -> list[str]:
         return text.split() if pretokenized else word_tokenize(text)
 
     if file is not None:
-        for number, line in _lines(file):
+        for number, line in itertools.islice(_lines(file), skip, None):
             count = line.count("|||")
             if count != 1:
                 what = "no ' ||| ' separator" if count == 0 else f"{count} ' ||| ' separators"
@@ -83,9 +85,11 @@ def iter_corpus(*, file: str | None = None, src_file: str | None = None, tgt_fil
             left, right = line.split("|||")
             yield words(left), words(right)
         return
-    _corpus_size(file, src_file, tgt_file)
-    for (_, s), (_, t) in zip(_lines(src_file), _lines(tgt_file)):
-        yield words(s), words(t)
+    pairs = itertools.zip_longest(_lines(src_file), _lines(tgt_file))
+    for src, tgt in itertools.islice(pairs, skip, None):
+        if src is None or tgt is None:
+            _corpus_size(None, src_file, tgt_file)  # raises, naming both counts
+        yield words(src[1]), words(tgt[1])
 
 
 def _corpus_size(file: str | None, src_file: str | None, tgt_file: str | None) -> int:
@@ -142,12 +146,13 @@ def extract_to_file(aligner: WordAligner, out: str | os.PathLike, *, file: str |
     corpus = {"file": file, "src_file": src_file, "tgt_file": tgt_file, "pretokenized": pretokenized}
     fingerprint = _fingerprint(aligner, corpus)
     done = 0
-    if partial.exists() and resume and _resume_point(partial) > 0:
+    if partial.exists() and resume:
+        done = _resume_point(partial)
+    if done > 0:
         previous = json.loads(record.read_text()) if record.exists() else None
         if previous != json.loads(json.dumps(fingerprint)):
             raise ConfigError(f"{partial} was written with another model, settings or corpus (see {record}); "
                               "delete it or pass resume=False (--no_resume) to start over")
-        done = _resume_point(partial)
         logger.info(f"resuming {partial}: {done} pairs already aligned")
     else:
         partial.unlink(missing_ok=True)
@@ -155,9 +160,7 @@ def extract_to_file(aligner: WordAligner, out: str | os.PathLike, *, file: str |
         atomic_write_text(record, json.dumps(fingerprint, indent=1))
     if done > total:
         raise DataFormatError(f"{partial} has {done} lines but the corpus has only {total} pairs")
-    pairs = iter_corpus(file=file, src_file=src_file, tgt_file=tgt_file, pretokenized=pretokenized)
-    for _ in range(done):  # skip what is written (word splitting is cheap next to the encoder)
-        next(pairs)
+    pairs = iter_corpus(file=file, src_file=src_file, tgt_file=tgt_file, pretokenized=pretokenized, skip=done)
     start, written = time.perf_counter(), 0
     bar = tqdm(total=total, initial=done, unit="pairs", desc="extracting", disable=not progress, mininterval=2)
     with open(partial, "a", encoding="utf-8", newline="\n") as f:

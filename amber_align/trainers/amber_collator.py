@@ -8,8 +8,7 @@
   ``transformers.DataCollatorForLanguageModeling`` (15 %, 80/10/10; special tokens and padding never masked).
 - SO (self-training): ``content_mask`` ``[2B, T]`` (subwords of the separate batch, no specials, no padding) and,
   when the guide is the data's word links, ``so_guide`` ``[B, T, T]``: every subword pair of every linked word pair
-  (the [CLS]/[SEP] links that ``encode_aligned_pairs`` adds are left out: they start at 0 or end at the last
-  position).
+  (the [CLS]/[SEP] links that ``encode_aligned_pairs`` adds fall outside the content mask and are left out).
 
 Counts are plain ints (no device sync): ``num_pairs``, ``num_masked_tokens``, ``num_mlm_masked_tokens``, and
 from the pair collator ``num_links``, ``num_anchor_tokens``.
@@ -70,17 +69,16 @@ class AmberCollator:
         return masked, labels, int((labels != IGNORE_INDEX).sum())
 
     @staticmethod
-    def _guide(features: list[dict[str, Any]], t: int) -> torch.Tensor:
-        guide = torch.zeros((len(features), t, t), dtype=torch.bool)
-        for b, f in enumerate(features):
+    def _guide(features: list[dict[str, Any]], content: torch.Tensor) -> torch.Tensor:
+        """``[B, T, T]``: every subword pair of every link, kept only between content positions of x (rows
+        ``0..B-1`` of ``content``) and y (rows ``B..2B-1``), which drops the special-token links."""
+        b, t = len(features), content.shape[1]
+        guide = torch.zeros((b, t, t), dtype=torch.bool)
+        for row, f in enumerate(features):
             xs, ys = f["x_link_spans"], f["y_link_spans"]
-            nx, ny = len(f["x_input_ids"]), len(f["y_input_ids"])
             for k in range(0, len(xs), 2):
-                x0, x1, y0, y1 = xs[k], xs[k + 1], ys[k], ys[k + 1]
-                if x0 == 0 or y0 == 0 or x1 == nx or y1 == ny:  # a [CLS]/[SEP] link, not a word link
-                    continue
-                guide[b, x0:x1, y0:y1] = True
-        return guide
+                guide[row, xs[k]:xs[k + 1], ys[k]:ys[k + 1]] = True
+        return guide & content[:b].unsqueeze(2) & content[b:].unsqueeze(1)
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         out = self._pairs(features)
@@ -88,7 +86,7 @@ class AmberCollator:
         if self.so:
             out["content_mask"] = (out["attention_mask"] == 1) & ~torch.isin(out["input_ids"], self._special_ids)
             if self.so_links:
-                out["so_guide"] = self._guide(features, out["input_ids"].shape[1])
+                out["so_guide"] = self._guide(features, out["content_mask"])
         if self.mlm:
             never = (out["attention_mask"] == 0) | torch.isin(out["input_ids"], self._special_ids)
             out["mlm_input_ids"], out["mlm_labels"], out["num_mlm_masked_tokens"] = self._mask(out["input_ids"], never)
