@@ -9,11 +9,12 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from amber_align.errors import ConfigError, DataFormatError
 
-__all__ = ["atomic_write_text", "atomic_write_bytes", "read_text_lines", "replace_directory", "move_files_into",
+__all__ = ["atomic_write_text", "atomic_write_bytes", "read_text_lines", "iter_text_lines", "replace_directory", "move_files_into",
            "WEIGHT_PATTERNS"]
 
 #: file names of model weights (safetensors, pickle, sharded indexes), as transformers writes them
@@ -152,3 +153,23 @@ def read_text_lines(path: str | os.PathLike, *, what: str = "file", encoding: st
         lines.pop()
     return [line[:-1] if line.endswith("\r") else line for line in lines], used
 
+
+
+def iter_text_lines(path: str | os.PathLike, what: str = "file") -> Iterator[str]:
+    """Lines of a UTF-8 file, one at a time (for corpora read lazily): split on ``\\n`` only, BOM and the CR of
+    CRLF stripped, a bad byte named with its line and column (the streaming twin of :func:`read_text_lines`).
+    ``what`` names the file in the error when it cannot be opened (e.g. "src_file", "corpus file")."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below; the generator may stop early
+    except OSError as err:
+        raise ConfigError(f"{what} {str(path)!r} cannot be read: {err.strerror or err}") from None
+    with handle:
+        for number, raw in enumerate(handle, 1):
+            if number == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            raw = raw.removesuffix(b"\n").removesuffix(b"\r")
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataFormatError(f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
+                                      "convert the file to UTF-8", path=path, line=number) from None

@@ -87,11 +87,17 @@ def _prepare(sources: list[dict[str, Any]], config: AlignmentConfig, tokenizer: 
 
 def build_alignment_datasets(
     config: AlignmentConfig, tokenizer: Any
-) -> tuple[datasets.Dataset, datasets.Dataset | None]:
-    """Train (and held-out) datasets of encoded, oriented, linked pairs for ``config``."""
+) -> tuple[Any, datasets.Dataset | None]:
+    """Train (and held-out) datasets of encoded, oriented, linked pairs for ``config``; with ``streaming`` the train
+    half is an ``amber_align.data.streaming.PairStreams`` (read lazily) instead of a ``datasets.Dataset``."""
     if not config.train_data:
         raise ConfigError("train_data: no parallel sources given (expected a list of source mappings)")
     dedup = read_eval_sentences(config.dedup_eval_files) if config.dedup_eval_files else None
+    if getattr(config, "streaming", False):  # lazily read streams; eval_data (small) stays in memory
+        from amber_align.data.streaming import build_streaming_dataset
+
+        streams = build_streaming_dataset(config, tokenizer, dedup=dedup)
+        return streams, _prepare(config.eval_data, config, tokenizer, dedup) if config.eval_data else None
     train = _prepare(config.train_data, config, tokenizer, dedup)
     evaluation = None
     if config.eval_data:
@@ -127,8 +133,9 @@ def run_alignment(
     if model is None:
         model = spec.trainer_class.load_model(config)
     check_tokenizer_matches_model(tokenizer, model, name=name)
-    logger.info(f"training on {len(train)} pairs ({', '.join(sorted(set(train['pair'])))})"
-                + (f"; {len(evaluation)} held out" if evaluation is not None else ""))
+    what = (f"streams of {', '.join(train.pairs)}" if hasattr(train, "num_pairs")
+            else f"{len(train)} pairs ({', '.join(sorted(set(train['pair'])))})")
+    logger.info(f"training on {what}" + (f"; {len(evaluation)} held out" if evaluation is not None else ""))
     resume = resolve_checkpoint(config.resume_from_checkpoint, config.output_dir)
     trainer = spec.trainer_class(model=model, args=config, train_dataset=train, eval_dataset=evaluation,
                                  processing_class=tokenizer, teacher=teacher)

@@ -23,7 +23,8 @@ from amber_align.data.alignments import drop_identical, one_to_one
 from amber_align.errors import ConfigError
 from amber_align.logging_utils import get_logger
 
-__all__ = ["orient_pairs", "encode_aligned_pairs", "word_spans", "filter_links"]
+__all__ = ["orient_pairs", "encode_aligned_pairs", "word_spans", "filter_links", "orient_batch", "filter_links_batch",
+           "pair_encoder"]
 
 logger = get_logger(__name__)
 
@@ -42,6 +43,27 @@ def word_spans(word_ids: Sequence[int | None], num_words: int) -> list[tuple[int
     return [tuple(s) if s is not None else None for s in spans]
 
 
+def orient_batch(batch: dict[str, list], anchor_language: str) -> dict[str, list]:
+    """``x_words``/``y_words``/``xy_links`` of a batch of rows, y = the ``anchor_language`` side (no checks)."""
+    out = {"x_words": [], "y_words": [], "xy_links": []}
+    for sw, tw, sl, tl, links in zip(
+        batch["src_words"], batch["tgt_words"], batch["src_lang"], batch["tgt_lang"], batch["links"]
+    ):
+        if tl == anchor_language and sl != anchor_language:
+            out["x_words"].append(sw)
+            out["y_words"].append(tw)
+            out["xy_links"].append([[i, j] for i, j in links])
+        elif sl == anchor_language and tl != anchor_language:
+            out["x_words"].append(tw)
+            out["y_words"].append(sw)
+            out["xy_links"].append([[j, i] for i, j in links])
+        else:  # same language on both sides (paraphrase data): keep the column order, tgt plays the anchor
+            out["x_words"].append(sw)
+            out["y_words"].append(tw)
+            out["xy_links"].append([[i, j] for i, j in links])
+    return out
+
+
 def orient_pairs(dataset: datasets.Dataset, anchor_language: str) -> datasets.Dataset:
     """Add ``x_words``, ``y_words``, ``xy_links`` with y = the ``anchor_language`` side (DESIGN.md "Orientation").
 
@@ -55,27 +77,22 @@ def orient_pairs(dataset: datasets.Dataset, anchor_language: str) -> datasets.Da
             f"anchor_language={anchor_language!r} is on neither side of the language pair(s) {bad} "
             f"(pairs in the data: {pairs}); set anchor_language to the shared language of every pair"
         )
+    return dataset.map(orient_batch, batched=True, fn_kwargs={"anchor_language": anchor_language},
+                       desc="Orienting pairs")
 
-    def _orient(batch: dict[str, list]) -> dict[str, list]:
-        out = {"x_words": [], "y_words": [], "xy_links": []}
-        for sw, tw, sl, tl, links in zip(
-            batch["src_words"], batch["tgt_words"], batch["src_lang"], batch["tgt_lang"], batch["links"]
-        ):
-            if tl == anchor_language and sl != anchor_language:
-                out["x_words"].append(sw)
-                out["y_words"].append(tw)
-                out["xy_links"].append([[i, j] for i, j in links])
-            elif sl == anchor_language and tl != anchor_language:
-                out["x_words"].append(tw)
-                out["y_words"].append(sw)
-                out["xy_links"].append([[j, i] for i, j in links])
-            else:  # same language on both sides (paraphrase data): keep the column order, tgt plays the anchor
-                out["x_words"].append(sw)
-                out["y_words"].append(tw)
-                out["xy_links"].append([[i, j] for i, j in links])
-        return out
 
-    return dataset.map(_orient, batched=True, desc="Orienting pairs")
+def filter_links_batch(batch: dict[str, list], one_to_one_only: bool = True,
+                       drop_identical_words: bool = False) -> dict[str, list]:
+    """``xy_links`` of a batch after the Cao link filters (see :func:`filter_links`)."""
+    new = []
+    for links, xw, yw in zip(batch["xy_links"], batch["x_words"], batch["y_words"]):
+        kept = [tuple(link) for link in links]
+        if one_to_one_only:
+            kept = one_to_one(kept)
+        if drop_identical_words:
+            kept = drop_identical(kept, xw, yw)
+        new.append([list(link) for link in kept])
+    return {"xy_links": new}
 
 
 def filter_links(
@@ -84,35 +101,13 @@ def filter_links(
     """Apply the Cao link filters to ``xy_links``: one-to-one links only, optionally drop identical-string links."""
     if not one_to_one_only and not drop_identical_words:
         return dataset
-
-    def _filter(batch: dict[str, list]) -> dict[str, list]:
-        new = []
-        for links, xw, yw in zip(batch["xy_links"], batch["x_words"], batch["y_words"]):
-            kept = [tuple(link) for link in links]
-            if one_to_one_only:
-                kept = one_to_one(kept)
-            if drop_identical_words:
-                kept = drop_identical(kept, xw, yw)
-            new.append([list(link) for link in kept])
-        return {"xy_links": new}
-
-    return dataset.map(_filter, batched=True, desc="Filtering links")
+    return dataset.map(filter_links_batch, batched=True, desc="Filtering links",
+                       fn_kwargs={"one_to_one_only": one_to_one_only, "drop_identical_words": drop_identical_words})
 
 
-def encode_aligned_pairs(
-    dataset: datasets.Dataset,
-    tokenizer: Any,
-    *,
-    max_length: int = 128,
-    special_token_links: bool = True,
-    num_proc: int | None = None,
-) -> datasets.Dataset:
-    """Tokenize oriented pairs (``x_words``, ``y_words``, ``xy_links``) and compute word and link spans.
-
-    ``special_token_links`` adds [CLS]↔[CLS] and [SEP]↔[SEP] (``<s>``/``</s>`` for XLM-R) as links, as Cao does:
-    the first and last positions of each side, which the tokenizer marks as special.
-    Pairs over ``max_length`` subwords on either side are dropped and counted in one log line.
-    """
+def pair_encoder(tokenizer: Any, *, max_length: int = 128, special_token_links: bool = True):
+    """The batched map function of :func:`encode_aligned_pairs` (also used on streams): oriented rows -> subword ids,
+    word and link spans, ``num_links`` and a ``too_long`` flag (side over ``max_length`` subwords)."""
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(
             f"a fast tokenizer is needed for word spans (word_ids()); got {type(tokenizer).__name__}"
@@ -155,6 +150,24 @@ def encode_aligned_pairs(
             out["too_long"].append(len(x_ids[b]) > max_length or len(y_ids[b]) > max_length)
         return out
 
+    return _encode
+
+
+def encode_aligned_pairs(
+    dataset: datasets.Dataset,
+    tokenizer: Any,
+    *,
+    max_length: int = 128,
+    special_token_links: bool = True,
+    num_proc: int | None = None,
+) -> datasets.Dataset:
+    """Tokenize oriented pairs (``x_words``, ``y_words``, ``xy_links``) and compute word and link spans.
+
+    ``special_token_links`` adds [CLS]↔[CLS] and [SEP]↔[SEP] (``<s>``/``</s>`` for XLM-R) as links, as Cao does:
+    the first and last positions of each side, which the tokenizer marks as special.
+    Pairs over ``max_length`` subwords on either side are dropped and counted in one log line.
+    """
+    _encode = pair_encoder(tokenizer, max_length=max_length, special_token_links=special_token_links)
     encoded = dataset.map(_encode, batched=True, num_proc=num_proc, desc="Tokenizing pairs")
     n_long = sum(encoded["too_long"])
     if n_long:

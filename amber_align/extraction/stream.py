@@ -10,7 +10,6 @@ other settings, model or corpus is refused rather than mixed.
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import itertools
 import json
@@ -25,7 +24,7 @@ from tqdm.auto import tqdm
 from amber_align.data.words import word_tokenize
 from amber_align.errors import ConfigError, DataFormatError
 from amber_align.extraction.extractor import WordAligner
-from amber_align.io_utils import atomic_write_text
+from amber_align.io_utils import atomic_write_text, iter_text_lines
 from amber_align.logging_utils import get_logger
 
 __all__ = ["iter_corpus", "count_lines", "extract_to_file"]
@@ -47,21 +46,8 @@ def count_lines(path: str | os.PathLike) -> int:
 
 
 def _lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """``(line_number, text)`` of a UTF-8 file, one at a time; BOM and CR stripped; bad bytes name the line."""
-    try:
-        f = open(path, "rb")
-    except OSError as err:
-        raise ConfigError(f"corpus file {str(path)!r} cannot be read: {err.strerror or err}") from None
-    with f:
-        for number, raw in enumerate(f, 1):
-            if number == 1:
-                raw = raw.removeprefix(codecs.BOM_UTF8)
-            raw = raw.rstrip(b"\n").removesuffix(b"\r")
-            try:
-                yield number, raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise DataFormatError(f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
-                                      "convert the file to UTF-8", path=path, line=number) from None
+    """``(line_number, text)`` of a UTF-8 file, one at a time (:func:`amber_align.io_utils.iter_text_lines`)."""
+    return enumerate(iter_text_lines(path, "corpus file"), 1)
 
 
 def iter_corpus(*, file: str | None = None, src_file: str | None = None, tgt_file: str | None = None,

@@ -29,7 +29,8 @@ _OWN_FIELDS = (
     "method", "model_name_or_path", "tokenizer_name_or_path", "train_data", "eval_data", "eval_split_size",
     "dedup_eval_files", "max_length", "max_words", "pretokenized", "symmetrization", "one_to_one",
     "drop_identical_links", "special_token_links", "alignment_cache_dir", "anchor_language", "layer", "pooling",
-    "allow_pickle_weights", "resume_from_checkpoint", "auto_bf16", "teacher_bf16",
+    "allow_pickle_weights", "resume_from_checkpoint", "auto_bf16", "teacher_bf16", "streaming",
+    "streaming_buffer_size",
 )
 
 
@@ -121,6 +122,19 @@ class AlignmentConfig(TrainingArguments):
                           "half its memory, no per-step weight casts. false = keep it in fp32."},
     )
 
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Read train_data lazily as datasets.IterableDataset streams (amber_align.data.streaming): "
+                          "memory stays flat as the corpus grows. Needs max_steps > 0, file sources (src_file + "
+                          "tgt_file, bar, jsonl) and, when the method uses word links, a Pharaoh alignments file "
+                          "(eflomal needs the whole corpus). eval_data is still read in memory."},
+    )
+    streaming_buffer_size: int = field(
+        default=10_000,
+        metadata={"help": "With streaming: examples per language pair in the shuffle buffer "
+                          "(IterableDataset.shuffle(buffer_size=...)); larger mixes better, costs memory."},
+    )
+
     def loss_parts(self) -> tuple[str, ...]:
         """Names of the loss parts this config trains (each is logged)."""
         return ()
@@ -137,6 +151,9 @@ class AlignmentConfig(TrainingArguments):
         check_range(owner, "max_length", self.max_length, low=2)
         check_range(owner, "max_words", self.max_words, low=1)
         check_range(owner, "eval_split_size", self.eval_split_size, low=0)
+        check_range(owner, "streaming_buffer_size", self.streaming_buffer_size, low=1)
+        if self.streaming:
+            _check_streaming(self, owner)
         for i, src in enumerate(self.train_data + self.eval_data):
             if not isinstance(src, dict):
                 raise ConfigError(f"{owner}.train_data/eval_data[{i}]: expected a mapping of source fields, got {src!r}")
@@ -146,6 +163,26 @@ class AlignmentConfig(TrainingArguments):
             self.bf16 = True
             logger.info(f"{owner}: bf16 autocast on (auto_bf16: a CUDA GPU supports it; auto_bf16=false keeps fp32)")
         super().__post_init__()
+
+
+def _check_streaming(config: AlignmentConfig, owner: str) -> None:
+    """``streaming: true`` needs ``max_steps`` (a stream has no length) and no ``eval_split_size``; it turns
+    accelerate's ``dispatch_batches`` off (ECOSYSTEM.md: streaming + dynamic padding + 2 ranks crashes with it)."""
+    if not isinstance(config.max_steps, int) or config.max_steps <= 0:
+        raise ConfigError(f"{owner}.max_steps: streaming=true needs max_steps > 0 (a stream has no length, so "
+                          f"epochs cannot be counted); got {config.max_steps!r}")
+    if config.eval_split_size:
+        raise ConfigError(f"{owner}.eval_split_size: cannot hold pairs out of a stream (got "
+                          f"{config.eval_split_size!r}); give eval_data instead, or set streaming: false")
+    accelerator_config = config.accelerator_config
+    if accelerator_config is None:
+        config.accelerator_config = {"dispatch_batches": False}
+    elif isinstance(accelerator_config, dict):
+        accelerator_config.setdefault("dispatch_batches", False)
+    elif isinstance(accelerator_config, str):
+        pass  # a JSON file: TrainingArguments reads it; the user sets dispatch_batches there
+    else:
+        accelerator_config.dispatch_batches = False
 
 
 def _bf16_gpu_run(config: TrainingArguments) -> bool:

@@ -109,6 +109,8 @@ class AlignmentTrainer(ModelCardMixin, LossPartsLogging, Trainer):
         if self.train_dataset is None:
             raise ValueError("training requires a train_dataset")
         ds = self.train_dataset
+        if hasattr(ds, "num_pairs"):  # amber_align.data.streaming.PairStreams: round-robin over the pairs
+            return self._streaming_dataloader(ds)
         pairs = ds["pair"] if "pair" in ds.column_names else ["all"] * len(ds)
         group = self.args.train_sampling_strategy == "group_by_length"
         sampler = MultiPairBatchSampler(
@@ -126,6 +128,19 @@ class AlignmentTrainer(ModelCardMixin, LossPartsLogging, Trainer):
             num_workers=self.args.dataloader_num_workers,
             pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available(),
             persistent_workers=self.args.dataloader_persistent_workers and self.args.dataloader_num_workers > 0,
+        )
+        return self.accelerator.prepare(loader)
+
+    def _streaming_dataloader(self, streams: Any) -> DataLoader:
+        """Batches of ``per_device_train_batch_size`` × the number of pairs consecutive round-robin examples (so
+        every batch holds each pair equally); accelerate deals whole batches to processes (``dispatch_batches``
+        is off with streaming). On resume the Trainer skips the batches already trained (``ignore_data_skip``)."""
+        loader = DataLoader(
+            streams,
+            batch_size=self.args.per_device_train_batch_size * streams.num_pairs,
+            collate_fn=self.data_collator,
+            num_workers=0,  # one reader per stream: workers would each read every stream
+            pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available(),
         )
         return self.accelerator.prepare(loader)
 

@@ -292,6 +292,9 @@ def _drop_long_pairs(dataset: Any, collator: AmberCollator, limit: int, split: s
         return None
     tpl = collator.template
     extra = tpl.num_added - 2 * (tpl.single_prefix + tpl.single_suffix)
+    if hasattr(dataset, "filter_each"):  # streaming (amber_align.data.streaming.PairStreams): skip on the fly
+        return dataset.filter_each(lambda x, y: len(x) + len(y) + extra <= limit,
+                                   input_columns=["x_input_ids", "y_input_ids"])
     lengths = [len(x) + len(y) + extra for x, y in zip(dataset["x_input_ids"], dataset["y_input_ids"])]
     keep = [i for i, n in enumerate(lengths) if n <= limit]
     if len(keep) < len(lengths):

@@ -8,10 +8,12 @@ computes ``CaoLoss``: aligned-word MSE + λ · anchor MSE (DESIGN.md "Cao-style 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from amber_align.errors import ConfigError
 from amber_align.losses.cao import CaoLoss
 from amber_align.losses.pooling import pool_segments
 from amber_align.modeling import select_hidden
@@ -55,11 +57,29 @@ class CaoConfig(AlignmentConfig):
         default=8, metadata={"help": "Pairs per language pair per step, per device (Cao: 8; Efimov: 32)."}
     )
 
+    teacher_cache: str | None = field(
+        default=None,
+        metadata={"help": "Folder for precomputed teacher outputs: the frozen teacher's vectors of the anchor "
+                          "sentences are computed once (safetensors shards, keyed by a fingerprint of the model, "
+                          "tokenizer, layer and data; a stale cache is never used) and fed to the loss in place "
+                          "of the teacher forward (amber_align.data.teacher_cache). Map-style data only. "
+                          "None = run the teacher every step."},
+    )
+
     def loss_parts(self) -> tuple[str, ...]:
         return ("cao_link", "cao_anchor")
 
     def __post_init__(self) -> None:
-        validate_fields(self, ("anchor", "anchor_weight", "link_weight"))
+        validate_fields(self, ("anchor", "anchor_weight", "link_weight", "teacher_cache"))
+        if self.teacher_cache is not None:
+            if not isinstance(self.teacher_cache, str) or not self.teacher_cache:
+                raise ConfigError(f"CaoConfig.teacher_cache: expected a folder path or None, got "
+                                  f"{self.teacher_cache!r}")
+            if Path(self.teacher_cache).is_file():
+                raise ConfigError(f"CaoConfig.teacher_cache: {self.teacher_cache!r} is a file; give a folder")
+            if getattr(self, "streaming", False):
+                raise ConfigError("CaoConfig.teacher_cache: not available with streaming=true (a streamed corpus "
+                                  f"is too large to cache and is read once per pass); got {self.teacher_cache!r}")
         check_choice(type(self).__name__, "method", self.method, ("cao",))
         check_choice(type(self).__name__, "anchor", self.anchor, ANCHOR_MODES)
         check_range(type(self).__name__, "anchor_weight", self.anchor_weight, low=0)
@@ -87,6 +107,29 @@ class CaoTrainer(AlignmentTrainer):
         super().__init__(model=model, args=args, data_collator=data_collator, processing_class=processing_class,
                          teacher=teacher, **kwargs)
         self.loss_fn = CaoLoss(link_weight=args.link_weight, anchor_weight=args.anchor_weight)
+        self.teacher_cache = None
+        if getattr(args, "teacher_cache", None) and self.train_dataset is not None:
+            self._use_teacher_cache(args.teacher_cache)
+
+    def _use_teacher_cache(self, folder: str) -> None:
+        """Build (main process first) or reuse the teacher cache of the train dataset; batches then carry
+        ``teacher_hidden`` (amber_align.data.teacher_cache)."""
+        from amber_align.data.teacher_cache import (ROW_COLUMN, TeacherCacheCollator,
+                                                     build_or_load_teacher_cache)
+
+        if self.processing_class is None:
+            raise ValueError("CaoConfig.teacher_cache: pass processing_class (the tokenizer): the cache is keyed by it")
+        if not hasattr(self.train_dataset, "add_column"):
+            raise ConfigError("CaoConfig.teacher_cache: needs a map-style datasets.Dataset as train_dataset, got "
+                              f"{type(self.train_dataset).__name__}")
+        teacher = self.accelerator.unwrap_model(self.teacher)
+        with self.accelerator.main_process_first():
+            self.teacher_cache = build_or_load_teacher_cache(
+                folder, teacher, self.processing_class, self.train_dataset, layer=self.args.layer,
+                batch_size=self.args.per_device_eval_batch_size)
+        if ROW_COLUMN not in self.train_dataset.column_names:
+            self.train_dataset = self.train_dataset.add_column(ROW_COLUMN, list(range(len(self.train_dataset))))
+        self.data_collator = TeacherCacheCollator(self.data_collator, self.teacher_cache)
 
     def needs_teacher(self) -> bool:
         return True
@@ -108,9 +151,13 @@ def cao_loss_parts(loss_fn: CaoLoss, hidden: torch.Tensor, teacher: torch.nn.Mod
     """
     input_ids, attention_mask = inputs["input_ids"], inputs["attention_mask"]
     b = input_ids.shape[0] // 2
-    with torch.no_grad():
-        t_out = teacher(input_ids=input_ids[b:], attention_mask=attention_mask[b:], output_hidden_states=layer != -1)
-        frozen = select_hidden(t_out, layer).to(hidden.dtype)
+    if inputs.get("teacher_hidden") is not None:  # precomputed (CaoConfig.teacher_cache): no teacher forward
+        frozen = inputs["teacher_hidden"].to(hidden.dtype)
+    else:
+        with torch.no_grad():
+            t_out = teacher(input_ids=input_ids[b:], attention_mask=attention_mask[b:],
+                            output_hidden_states=layer != -1)
+            frozen = select_hidden(t_out, layer).to(hidden.dtype)
     n_links = int(inputs["num_links"])
     foreign = pool_segments(hidden, inputs["x_link_token_index"], inputs["x_link_segment_index"],
                             inputs["x_link_weight"], n_links)
