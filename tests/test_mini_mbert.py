@@ -1,0 +1,218 @@
+"""The mini multilingual BERT (issue 10): corpus building, vocabulary pruning, the masked-only MLM loss, the
+committed model, and the comparison recipe's aggregation."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer, BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
+
+from amber_align.tokenization import load_mbert_tokenizer
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = REPO / "models" / "mini-mbert-cpu"
+VOCAB = REPO / "tests" / "fixtures" / "mbert-cased-vocab.txt.xz"
+
+
+def _load(relative: str):
+    path = REPO / relative
+    name = "recipe_" + path.stem + "_" + path.parent.name
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+prune_vocab = _load("recipes/pretrain_mini_mbert/prune_vocab.py")
+pretrain = _load("recipes/pretrain_mini_mbert/pretrain.py")
+build_corpus = _load("recipes/pretrain_mini_mbert/build_corpus.py")
+compare = _load("recipes/mini_mbert_comparison/compare.py")
+
+SENTENCES = ["Der Hund schläft unter dem Tisch.", "The dog sleeps under the table.",
+             "Le chien dort sous la table.", "Собака спит под столом.", "狗在桌子下面睡觉。", "1984 war ein Jahr."]
+
+
+@pytest.fixture(scope="module")
+def pruned(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pruned")
+    corpus = out / "mono.txt"
+    corpus.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    counts = prune_vocab.count_pieces(load_mbert_tokenizer(VOCAB), [corpus])
+    prune_vocab.prune(VOCAB, counts, out)
+    return out
+
+
+def test_pruned_vocab_segments_the_corpus_exactly_like_mbert(pruned):
+    vocab = (pruned / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    ids = [int(x) for x in (pruned / "mbert_ids.txt").read_text().split()]
+    assert vocab[:5] == list(prune_vocab.SPECIALS) and len(vocab) == len(ids) < 200
+    assert ids == sorted(ids) and ids[:5] == [0, 100, 101, 102, 103]
+    assert prune_vocab.check_same_segmentation(VOCAB, pruned / "vocab.txt", pruned / "mbert_ids.txt", SENTENCES) == 0
+    # text outside the corpus is not guaranteed to segment the same: that is what the mapping documents
+    assert prune_vocab.check_same_segmentation(VOCAB, pruned / "vocab.txt", pruned / "mbert_ids.txt",
+                                               ["Xylophone quartz"]) == 1
+
+
+def test_sampling_counts_follow_smoothed_sizes():
+    counts = pretrain.sampling_counts({"en": 10000, "sw": 100}, 1010, alpha=0.5)
+    # weights 100 and 10 -> 1010 * 100/110 = 918.18, 1010 * 10/110 = 91.8
+    assert counts == {"en": 918, "sw": 92}
+    assert pretrain.sampling_counts({"en": 10000, "sw": 100}, 1010, alpha=1.0) == {"en": 1000, "sw": 10}
+
+
+def test_masked_only_loss_equals_the_full_mlm_loss(pruned):
+    tokenizer = load_mbert_tokenizer(pruned / "vocab.txt")
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                       num_attention_heads=2, intermediate_size=64)).eval()
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.5)
+    batch = collator([tokenizer(s) for s in SENTENCES])
+    full = model(**batch).loss
+    trainer = object.__new__(pretrain.MaskedLMTrainer)
+    trainer.mlm_loss = pretrain.TranslationLanguageModelingLoss(1.0, name="mlm")
+    ours = pretrain.MaskedLMTrainer.compute_loss(trainer, model, dict(batch))
+    torch.testing.assert_close(ours, full, rtol=1e-5, atol=1e-5)
+
+
+def test_build_corpus_drops_evaluation_sentences(tmp_path):
+    data = tmp_path / "data"
+    opus = data / "parallel" / "opus_mt_testsets" / "eng-deu"
+    opus.mkdir(parents=True)
+    (opus / "t.eng").write_text("Hello there.\nI like tea.\nA unique line.\nI like tea.\n", encoding="utf-8")
+    (opus / "t.deu").write_text("Hallo.\nIch mag Tee.\nEine Zeile.\nIch mag Tee.\n", encoding="utf-8")
+    tatoeba = data / "xsr" / "tatoeba"
+    tatoeba.mkdir(parents=True)
+    (tatoeba / "tatoeba.deu-eng.eng").write_text("hello   THERE.\n", encoding="utf-8")
+    (tatoeba / "tatoeba.deu-eng.deu").write_text("Guten Tag.\n", encoding="utf-8")
+    stats = build_corpus.build(data, tmp_path / "out", heldout=0, seed=0)
+    assert stats["excluded_pairs"] == {"de": 1}  # normalised match, either side
+    de = (tmp_path / "out" / "parallel" / "de-en.de").read_text(encoding="utf-8").split("\n")[:-1]
+    assert sorted(de) == ["Eine Zeile.", "Ich mag Tee."]  # the duplicate pair is kept once
+    mono = (tmp_path / "out" / "mono" / "en.train.txt").read_text(encoding="utf-8")
+    assert "Hello there." not in mono
+
+
+def test_line_count_mismatch_names_the_file(tmp_path):
+    (tmp_path / "a.eng").write_text("one\ntwo\n", encoding="utf-8")
+    (tmp_path / "a.deu").write_text("eins\n", encoding="utf-8")
+    from amber_align.errors import DataFormatError
+
+    with pytest.raises(DataFormatError, match=r"a\.eng.*2 lines here but 1 in .*a\.deu"):
+        build_corpus._pairs(tmp_path / "a.eng", tmp_path / "a.deu")
+
+
+@pytest.mark.skipif(not (MODEL / "model.safetensors").exists(), reason="the committed mini mBERT is not here")
+def test_committed_mini_mbert_loads_plainly_and_fits_the_budget():
+    assert (MODEL / "model.safetensors").stat().st_size <= 25 * 1024 * 1024
+    model = AutoModel.from_pretrained(MODEL)
+    tokenizer = AutoTokenizer.from_pretrained(MODEL)
+    assert type(model).__name__ == "BertModel" and model.dtype == torch.float32
+    assert model.config.vocab_size == len(tokenizer)
+    ids = (MODEL / "mbert_ids.txt").read_text().split()
+    assert len(ids) == len(tokenizer)
+    assert tokenizer.convert_tokens_to_ids("[CLS]") == tokenizer.cls_token_id == 2
+    encoded = tokenizer("Der Hund schläft.")["input_ids"]
+    assert tokenizer.unk_token_id not in encoded
+    card = json.loads((MODEL / "pretraining.json").read_text())
+    assert set(card["heldout"]) >= {"en", "de", "zh", "sw"}
+    assert all(math.isfinite(v["perplexity"]) for v in card["heldout"].values())
+
+
+def test_comparison_aggregate_mean_and_std(tmp_path):
+    for seed, acc in ((0, 40.0), (1, 44.0)):
+        scores = {lang: acc for lang in compare.NLI_LANGUAGES}
+        compare._write(tmp_path / "results" / "none" / f"nli_seed{seed}.json",
+                       {"method": "none", "task": "nli", "seed": seed, "scores": scores})
+    xsr = {f"{lang}_{d}": 10.0 for lang in compare.XSR_LANGUAGES for d in ("xx2en", "en2xx")}
+    xsr["ar_xx2en"] = 24.0  # avg over the 14 aligned languages: (13 * 10 + 24) / 14 = 11.0
+    compare._write(tmp_path / "results" / "none" / "xsr.json", {"method": "none", "task": "xsr", "scores": xsr})
+    result = compare.aggregate(tmp_path, ["none"])
+    assert result["summary"]["none"]["xsr"] == pytest.approx(11.0)
+    assert result["summary"]["none"]["nli"] == pytest.approx(42.0)
+    assert result["summary"]["none"]["nli_std"] == pytest.approx(math.sqrt(8.0))
+    assert "42.0 ± 2.8" in result["markdown"] and (tmp_path / "comparison.png").exists()
+
+
+def test_prune_refuses_counts_from_another_tokenizer(tmp_path):
+    from collections import Counter
+
+    from amber_align.errors import DataFormatError
+
+    with pytest.raises(DataFormatError, match="another tokenizer"):
+        prune_vocab.prune(VOCAB, Counter({10 ** 7: 3}), tmp_path / "out")
+
+
+def test_sanity_gate_reads_perplexity_xsr_and_nli():
+    heldout = {"en": {"perplexity": 120.0}, "th": {"perplexity": 900.0}}
+    lines = "\n".join(compare.sanity_gate({"none": {"xsr": 5.0, "nli": 35.0}}, {"heldout": heldout}, 69505))
+    # gate: 1 % of 69,505 = 695 -> th fails; XSR 5.0 >= 1.0 passes; XNLI 35.0 < 36.0 fails
+    assert "worst language th 900" in lines and "FAIL (th)" in lines
+    assert "Tatoeba P@1 avg 5.0 (chance 0.1, gate ≥ 1.0): **pass**" in lines
+    assert "XNLI accuracy avg 35.0 (chance 33.3, gate ≥ 36.0): **FAIL**" in lines
+    assert compare.sanity_gate({}) == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "none,cao_xyz"], "--methods: unknown ['cao_xyz']"),
+    (["--tasks", "xsr,pos"], "--tasks: unknown ['pos']"),
+    (["--seeds", "0,one"], "--seeds: expected comma-separated integers, got '0,one'"),
+])
+def test_compare_rejects_bad_arguments(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(argv + ["--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_comparison_aggregates_ner_and_qa_by_their_own_metric(tmp_path):
+    compare._write(tmp_path / "results" / "none" / "ner_seed0.json",
+                   {"method": "none", "task": "ner", "seed": 0, "scores": {"en": 80.0, "es": 30.0, "nl": 40.0}})
+    result = compare.aggregate(tmp_path, ["none"])
+    assert result["summary"]["none"]["ner"] == pytest.approx(35.0)  # en is the training language: left out
+    assert "NER entity F1 (CoNLL-2003 en → CoNLL-2002 es/nl)" in result["markdown"]
+
+
+def test_length_grouped_sampler_reads_a_plain_length_list(pruned):
+    import datasets
+    from transformers import TrainingArguments
+
+    tokenizer = load_mbert_tokenizer(pruned / "vocab.txt")
+    rows = tokenizer(SENTENCES * 4)
+    train = datasets.Dataset.from_dict({**rows, "length": [len(x) for x in rows["input_ids"]]})
+    model = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                       num_attention_heads=2, intermediate_size=64))
+    args = TrainingArguments(output_dir="unused", per_device_train_batch_size=4, report_to="none",
+                             train_sampling_strategy="group_by_length", use_cpu=True)
+    trainer = pretrain.MaskedLMTrainer(model=model, args=args, train_dataset=train)
+    sampler = trainer._get_train_sampler()
+    assert isinstance(sampler.lengths, list) and sorted(sampler) == list(range(len(train)))
+
+
+def test_finished_units_are_skipped_on_rerun(tmp_path):
+    import argparse
+
+    args = argparse.Namespace(out=tmp_path)
+    done = compare._write(tmp_path / "results" / "cao_mean" / "ner_seed1.json",
+                          {"method": "cao_mean", "task": "ner", "seed": 1, "scores": {"es": 1.0}})
+    # a model path that does not exist: the unit must not train anything, only return the stored result
+    assert compare.task_unit("cao_mean", str(tmp_path / "missing"), "ner", 1, args) == done
+    assert not list(tmp_path.glob("*.tmp*")) and not (tmp_path / "tmp").exists()
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path, capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    args = argparse.Namespace(out=tmp_path, **{k: 1 for k in compare.SETTINGS})
+    compare.check_settings(args, parser)
+    compare.check_settings(args, parser)  # same settings: resumes
+    args.nli_lr = 0.5
+    with pytest.raises(SystemExit):
+        compare.check_settings(args, parser)
+    assert "--nli_lr '1' there, '0.5' now" in capsys.readouterr().err
