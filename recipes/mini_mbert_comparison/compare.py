@@ -87,14 +87,16 @@ def align_method(name: str, args: argparse.Namespace) -> str:
     out = args.out / "models" / name
     if (out / "model.safetensors").exists():
         return str(out)
-    from amber_align.pipeline import run_alignment
+    from amber_align.pipeline import resolve_checkpoint, run_alignment
 
     values = {**fields, "model_name_or_path": str(args.model), "output_dir": str(out),
               "train_data": _sources(args.corpus, args.max_pairs), "alignment_cache_dir": str(args.out / "links"),
               "max_steps": args.align_steps, "per_device_train_batch_size": args.pairs_per_language,
               "learning_rate": args.align_lr, "lr_scheduler_type": "linear", "warmup_steps": 0.1,
               "logging_steps": 25, "save_steps": 100, "save_total_limit": 1, "seed": args.align_seed,
-              "report_to": "none", "disable_tqdm": True}
+              "report_to": "none", "disable_tqdm": True,
+              # an interrupted alignment resumes from its newest complete checkpoint
+              "resume_from_checkpoint": resolve_checkpoint(True, out, required=False)}
     started = time.time()
     trainer = run_alignment(build_config(values, source=f"method {name}"))
     parts = {k: v for entry in trainer.state.log_history for k, v in entry.items() if k not in ("step", "epoch")}
