@@ -31,6 +31,7 @@ from pathlib import Path
 
 from amber_align.data.languages import normalize_language
 from amber_align.errors import DataFormatError
+from amber_align.io_utils import read_text_lines
 from amber_align.io_utils import atomic_write_text
 
 __all__ = ["LANGUAGES", "parallel_sources", "evaluation_sentences", "normalize", "build", "main"]
@@ -45,9 +46,8 @@ def normalize(text: str) -> str:
 
 
 def _read(path: Path) -> list[str]:
-    # "\n" only: the corpora hold U+2028 and friends inside sentences, which str.splitlines() would split on
-    text = path.read_text(encoding="utf-8")
-    return [line.rstrip("\r") for line in text[:-1].split("\n")] if text.endswith("\n") else text.split("\n")
+    # split on "\n" only: the corpora hold U+2028 and friends inside sentences (str.splitlines() would split there)
+    return read_text_lines(path, what="corpus file")[0]
 
 
 def _pairs(src: Path, tgt: Path) -> list[tuple[str, str]]:

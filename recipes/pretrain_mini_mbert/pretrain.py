@@ -34,6 +34,7 @@ from transformers import (BertConfig, BertForMaskedLM, DataCollatorForLanguageMo
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
+from amber_align.io_utils import read_text_lines
 from amber_align.losses.tlm import IGNORE_INDEX, TranslationLanguageModelingLoss
 from amber_align.tokenization import load_mbert_tokenizer
 
@@ -123,7 +124,7 @@ def heldout_perplexity(model: BertForMaskedLM, tokenizer, corpus: Path, *, max_l
     result = {}
     for path in sorted((corpus / "mono").glob("*.heldout.txt")):
         lang = path.name.split(".")[0]
-        lines = [line for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+        lines = [line for line in read_text_lines(path, what="held-out file")[0] if line.strip()]
         torch.manual_seed(seed)
         total, masked = 0.0, 0
         for start in range(0, len(lines), batch_size):

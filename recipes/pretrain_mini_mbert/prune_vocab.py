@@ -24,7 +24,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from amber_align.errors import DataFormatError
-from amber_align.io_utils import atomic_write_text
+from amber_align.io_utils import atomic_write_text, read_text_lines
 from amber_align.tokenization import load_mbert_tokenizer
 
 __all__ = ["SPECIALS", "count_pieces", "prune", "check_same_segmentation", "main"]
@@ -33,8 +33,7 @@ SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 def _lines(path: Path) -> list[str]:
-    text = path.read_text(encoding="utf-8")
-    return [line for line in text.split("\n") if line]
+    return [line for line in read_text_lines(path, what="corpus file")[0] if line]
 
 
 def count_pieces(tokenizer, files: list[Path], batch: int = 2000) -> collections.Counter:
