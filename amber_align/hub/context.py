@@ -235,7 +235,10 @@ def _languages(datasets_: list[Any], first: str | None) -> list[str]:
     langs: set[str] = set()
     for ds in datasets_:
         if ds is not None and {"src_lang", "tgt_lang"} <= set(ds.column_names):
-            langs |= set(ds.unique("src_lang")) | set(ds.unique("tgt_lang"))
+            # select the two columns first: ``unique`` on a dataset with an indices mapping (a filtered or selected
+            # one) rewrites every column, token ids and links included (38 s at 70k pairs, on every checkpoint)
+            small = ds.select_columns(["src_lang", "tgt_lang"])
+            langs |= set(small.unique("src_lang")) | set(small.unique("tgt_lang"))
     return sorted(langs, key=lambda lang: (lang != first, lang))
 
 
