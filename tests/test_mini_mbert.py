@@ -52,7 +52,7 @@ def pruned(tmp_path_factory) -> Path:
 def test_pruned_vocab_segments_the_corpus_exactly_like_mbert(pruned):
     vocab = (pruned / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
     ids = [int(x) for x in (pruned / "mbert_ids.txt").read_text().split()]
-    assert vocab[:5] == list(prune_vocab.SPECIALS) and len(vocab) == len(ids) < 200
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and len(vocab) == len(ids) < 200
     assert ids == sorted(ids) and ids[:5] == [0, 100, 101, 102, 103]
     assert prune_vocab.check_same_segmentation(VOCAB, pruned / "vocab.txt", pruned / "mbert_ids.txt", SENTENCES) == 0
     # text outside the corpus is not guaranteed to segment the same: that is what the mapping documents
@@ -216,3 +216,109 @@ def test_resuming_with_other_settings_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         compare.check_settings(args, parser)
     assert "--nli_lr '1' there, '0.5' now" in capsys.readouterr().err
+
+
+# ----- the mini XLM-R: the same recipe on the XLM-R Unigram table ---------------------------------------------------
+XLMR_TABLE = REPO / "tests" / "fixtures" / "xlmr-vocab.tsv.xz"
+
+
+@pytest.fixture(scope="module")
+def pruned_xlmr(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pruned_xlmr")
+    corpus = out / "mono.txt"
+    corpus.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    counts = prune_vocab.count_pieces(prune_vocab.load_full(XLMR_TABLE), [corpus])
+    prune_vocab.prune(XLMR_TABLE, counts, out / "tokenizer")
+    return out / "tokenizer"
+
+
+def test_pruned_xlmr_table_segments_the_corpus_exactly_like_xlmr(pruned_xlmr):
+    rows = [line.split("\t") for line in (pruned_xlmr / "vocab.tsv").read_text(encoding="utf-8").split("\n")[:-1]]
+    ids = [int(x) for x in (pruned_xlmr / "xlmr_ids.txt").read_text().split()]
+    assert [int(r[0]) for r in rows] == list(range(len(rows))) and len(rows) == len(ids) < 200
+    assert [r[1] for r in rows[:4]] == ["<s>", "<pad>", "</s>", "<unk>"] and rows[-1][1] == "<mask>"
+    assert ids[:4] == [0, 1, 2, 3] and ids[-1] == 250001 and ids == sorted(ids)
+    assert rows[4][2] == repr(float(rows[4][2]))  # scores copied digit for digit
+    assert prune_vocab.check_same_segmentation(XLMR_TABLE, pruned_xlmr / "vocab.tsv", pruned_xlmr / "xlmr_ids.txt",
+                                               SENTENCES) == 0
+    assert pretrain.is_xlmr(pruned_xlmr)
+    tokenizer = pretrain.load_pretraining_tokenizer(pruned_xlmr)
+    assert len(tokenizer) == len(rows) and tokenizer.mask_token_id == len(rows) - 1
+
+
+def test_min_count_drops_rare_xlmr_pieces_and_words_fall_back(pruned_xlmr, tmp_path):
+    from collections import Counter
+
+    corpus = pruned_xlmr.parent / "mono.txt"
+    doubled = tmp_path / "mono.txt"
+    doubled.write_text(corpus.read_text(encoding="utf-8") + SENTENCES[0] + "\n", encoding="utf-8")
+    counts = prune_vocab.count_pieces(prune_vocab.load_full(XLMR_TABLE), [doubled])
+    _, size = prune_vocab.prune(XLMR_TABLE, counts, tmp_path / "tok", min_count=2)
+    assert size == 5 + sum(1 for i, n in counts.items() if n >= 2 and i not in (0, 1, 2, 3, 250001))
+    assert 5 < size < len(prune_vocab.load_full(tmp_path / "tok" / "vocab.tsv")) + 1
+    # the German sentence was seen twice: its pieces survive; the French one (seen once) is segmented otherwise
+    same = [prune_vocab.check_same_segmentation(XLMR_TABLE, tmp_path / "tok" / "vocab.tsv",
+                                                tmp_path / "tok" / "xlmr_ids.txt", [line]) for line in SENTENCES[:3]]
+    assert same == [0, 1, 1] and isinstance(counts, Counter)
+
+
+@pytest.mark.parametrize("kind", ["mbert", "xlmr"])
+def test_masked_only_loss_and_final_save_for_both_architectures(kind, pruned, pruned_xlmr, tmp_path):
+    """The masked-positions-only loss equals the model's own MLM loss; the final save stores tied weights once,
+    loads with AutoModel as the plain encoder and reloads the MLM model with the same predictions."""
+    import argparse
+
+    from safetensors import safe_open
+    from transformers import AutoModelForMaskedLM
+
+    folder = pruned if kind == "mbert" else pruned_xlmr
+    tokenizer = pretrain.load_pretraining_tokenizer(folder)
+    args = argparse.Namespace(hidden=32, layers=2, heads=2, max_positions=64, out=tmp_path / "run", tokenizer=folder)
+    torch.manual_seed(0)
+    config = pretrain.mini_config(tokenizer, args, xlmr=kind == "xlmr")
+    assert config.pad_token_id == tokenizer.pad_token_id
+    model = (pretrain.XLMRobertaForMaskedLM if kind == "xlmr" else BertForMaskedLM)(config).eval()
+    batch = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.5)([tokenizer(s) for s in SENTENCES])
+    full = model(**batch).loss
+    trainer = object.__new__(pretrain.MaskedLMTrainer)
+    trainer.mlm_loss = pretrain.TranslationLanguageModelingLoss(1.0, name="mlm")
+    torch.testing.assert_close(pretrain.MaskedLMTrainer.compute_loss(trainer, model, dict(batch)), full,
+                               rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # a trained-looking decoder bias, so that a lost bias tie would show
+        (model.cls.predictions.bias if kind == "mbert" else model.lm_head.bias).normal_()
+    trainer.model = model
+    heldout = {"en": {"mlm_loss": 1.0, "perplexity": 2.7, "masked_tokens": 9}}
+    extra = {"steps": 1, "batch_size": 2, "learning_rate": 1e-3, "alpha": 0.7, "max_length": 16, "min_count": 1,
+             "encoder_parameters": 1, "train_runtime_s": 1.0, "final_train_loss": 1.0, "device": "cpu",
+             "torch_threads": 1, "mixing": {"en": {"sentences": 6, "epochs": 1.0}}, "heldout": heldout}
+    pretrain.save_final(trainer, tokenizer, args, extra)
+    final = args.out / "final"
+    with safe_open(final / "model.safetensors", "pt") as f:
+        keys = set(f.keys())
+    assert not keys & set(model._tied_weights_keys)
+    ids = "xlmr_ids.txt" if kind == "xlmr" else "mbert_ids.txt"
+    assert (final / ids).is_file()
+    encoder = AutoModel.from_pretrained(final)
+    assert type(encoder).__name__ == ("XLMRobertaModel" if kind == "xlmr" else "BertModel")
+    reloaded = AutoModelForMaskedLM.from_pretrained(final).eval()
+    plain = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**plain).logits, model.half().float()(**plain).logits,
+                                   rtol=1e-4, atol=1e-4)
+    card = (final / "README.md").read_text(encoding="utf-8")
+    assert ("# mini XLM-R" if kind == "xlmr" else "# mini multilingual BERT") in card
+
+
+def test_pretraining_needs_a_pruned_tokenizer_folder(tmp_path):
+    from amber_align.errors import DataFormatError
+
+    with pytest.raises(DataFormatError, match=r"empty.*expected vocab\.tsv .* or vocab\.txt"):
+        pretrain.load_pretraining_tokenizer(tmp_path / "empty")
+
+
+def test_run_script_refuses_an_unknown_architecture():
+    import subprocess
+
+    done = subprocess.run(["bash", str(REPO / "recipes" / "pretrain_mini_mbert" / "run.sh")], env={"ARCH": "roberta",
+                          "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert done.returncode == 2 and "ARCH must be mbert or xlmr, got 'roberta'" in done.stderr

@@ -1,5 +1,8 @@
 """Joint masked-LM pretraining of a small multilingual BERT, as mBERT was trained: monolingual sentences of every
-language in one model, one shared WordPiece vocabulary, no parallel signal.
+language in one model, one shared WordPiece vocabulary, no parallel signal. With an XLM-R tokenizer folder
+(``vocab.tsv``, prune_vocab.py on the XLM-R table) the model is a small XLM-R instead (``XLMRobertaForMaskedLM``:
+Unigram vocabulary, no token types, positions offset past the padding id, as XLM-R): same data, same size, same
+budget, so the two differ in their vocabulary and its tokenization only.
 
 Data: ``mono/{lang}.train.txt`` from build_corpus.py, tokenized once with the pruned mBERT tokenizer
 (prune_vocab.py) and cached by ``datasets``. Languages are mixed with mBERT's exponentially smoothed sampling
@@ -12,6 +15,7 @@ The run checkpoints every ``--save_steps`` and resumes from the newest checkpoin
 across commands of a GPU machine's 10-minute limit). The final model is a plain ``BertForMaskedLM`` (``AutoModel``
 loads its encoder) with its tokenizer and ``mbert_ids.txt``; weights are stored in float16 to fit the 25 MB budget
 while ``config.json`` says float32, so every loader upcasts them (the model is trained in float32).
+``mbert_ids.txt`` / ``xlmr_ids.txt`` map its token ids back to the full vocabulary's.
 
     python recipes/pretrain_mini_mbert/pretrain.py --corpus runs/mini_mbert/corpus \
         --tokenizer runs/mini_mbert/tokenizer --out runs/mini_mbert/model --max_steps 3000
@@ -29,20 +33,42 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-from transformers import (BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer,
-                          TrainingArguments, set_seed)
+from transformers import (BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling, PretrainedConfig,
+                          PreTrainedModel, Trainer, TrainingArguments, XLMRobertaConfig, XLMRobertaForMaskedLM,
+                          set_seed)
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
+from amber_align.errors import DataFormatError
 from amber_align.io_utils import read_text_lines
 from amber_align.losses.tlm import IGNORE_INDEX, TranslationLanguageModelingLoss
-from amber_align.tokenization import load_mbert_tokenizer
+from amber_align.tokenization import build_xlmr_tokenizer, load_mbert_tokenizer
 
-__all__ = ["MaskedLMTrainer", "sampling_counts", "build_dataset", "mini_config", "heldout_perplexity", "main"]
+__all__ = ["MaskedLMTrainer", "load_pretraining_tokenizer", "is_xlmr", "sampling_counts", "build_dataset",
+           "mini_config", "encoder_and_head", "heldout_perplexity", "main"]
 
 
-# The MLM decoder is tied to the word embeddings (re-tied on load): stored once.
-TIED_KEYS = ("cls.predictions.decoder.weight",)
+def is_xlmr(tokenizer_dir: Path) -> bool:
+    """A pruned XLM-R tokenizer folder (``vocab.tsv``), else a pruned mBERT one (``vocab.txt``)."""
+    return (Path(tokenizer_dir) / "vocab.tsv").is_file()
+
+
+def load_pretraining_tokenizer(tokenizer_dir: Path):
+    """The pruned tokenizer of prune_vocab.py's output folder: XLM-R's Unigram or mBERT's WordPiece."""
+    tokenizer_dir = Path(tokenizer_dir)
+    if is_xlmr(tokenizer_dir):
+        return build_xlmr_tokenizer(tokenizer_dir / "vocab.tsv")
+    if not (tokenizer_dir / "vocab.txt").is_file():
+        raise DataFormatError("expected vocab.tsv (a pruned XLM-R table) or vocab.txt (a pruned mBERT vocabulary) "
+                              "here: run prune_vocab.py first", path=tokenizer_dir)
+    return load_mbert_tokenizer(tokenizer_dir / "vocab.txt")
+
+
+def encoder_and_head(model: PreTrainedModel) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(encoder, MLM head) of a ``BertForMaskedLM`` (``bert``, ``cls``) or ``XLMRobertaForMaskedLM`` (``roberta``,
+    ``lm_head``)."""
+    inner = model.module if hasattr(model, "module") else model
+    return inner.base_model, (inner.cls if hasattr(inner, "cls") else inner.lm_head)
 
 
 class MaskedLMTrainer(Trainer):
@@ -56,10 +82,10 @@ class MaskedLMTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels")
-        inner = model.module if hasattr(model, "module") else model
-        hidden = inner.bert(**inputs).last_hidden_state
+        encoder, head = encoder_and_head(model)
+        hidden = encoder(**inputs).last_hidden_state
         masked = labels != IGNORE_INDEX
-        logits = inner.cls(hidden[masked])
+        logits = head(hidden[masked])
         loss = self.mlm_loss(logits, labels[masked])["mlm"]
         return (loss, {"logits": logits}) if return_outputs else loss
 
@@ -108,18 +134,26 @@ def build_dataset(corpus: Path, tokenizer, *, total: int, alpha: float, max_leng
     return mixed, table
 
 
-def mini_config(vocab_size: int, args: argparse.Namespace) -> BertConfig:
-    return BertConfig(vocab_size=vocab_size, hidden_size=args.hidden, num_hidden_layers=args.layers,
-                      num_attention_heads=args.heads, intermediate_size=4 * args.hidden,
-                      max_position_embeddings=args.max_positions, type_vocab_size=2, pad_token_id=0)
+def mini_config(tokenizer, args: argparse.Namespace, *, xlmr: bool = False) -> PretrainedConfig:
+    """The mini BERT (or XLM-R) config; special ids are read from the tokenizer. XLM-R numbers positions from
+    ``pad_token_id + 1``, so it gets two more position rows than BERT (XLM-R-base: 514 for 512 tokens)."""
+    shape = {"vocab_size": len(tokenizer), "hidden_size": args.hidden, "num_hidden_layers": args.layers,
+             "num_attention_heads": args.heads, "intermediate_size": 4 * args.hidden,
+             "pad_token_id": tokenizer.pad_token_id}
+    if xlmr:
+        return XLMRobertaConfig(**shape, max_position_embeddings=args.max_positions + tokenizer.pad_token_id + 1,
+                                type_vocab_size=1, bos_token_id=tokenizer.bos_token_id,
+                                eos_token_id=tokenizer.eos_token_id)
+    return BertConfig(**shape, max_position_embeddings=args.max_positions, type_vocab_size=2)
 
 
 @torch.no_grad()
-def heldout_perplexity(model: BertForMaskedLM, tokenizer, corpus: Path, *, max_length: int, seed: int = 0,
+def heldout_perplexity(model: PreTrainedModel, tokenizer, corpus: Path, *, max_length: int, seed: int = 0,
                        batch_size: int = 64) -> dict[str, dict[str, float]]:
     """Per language: MLM loss and perplexity exp(loss) on the held-out sentences, 15 % masked (fixed seed)."""
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
     loss_fn = TranslationLanguageModelingLoss(1.0, name="mlm")
+    encoder, head = encoder_and_head(model)
     model.eval()
     result = {}
     for path in sorted((corpus / "mono").glob("*.heldout.txt")):
@@ -133,9 +167,9 @@ def heldout_perplexity(model: BertForMaskedLM, tokenizer, corpus: Path, *, max_l
             batch = collator([{k: enc[k][i] for k in enc} for i in range(len(enc["input_ids"]))])
             labels = batch.pop("labels")
             keep = labels != IGNORE_INDEX
-            hidden = model.bert(**batch).last_hidden_state
+            hidden = encoder(**batch).last_hidden_state
             n = int(keep.sum())
-            total += float(loss_fn(model.cls(hidden[keep]), labels[keep])["mlm"]) * n
+            total += float(loss_fn(head(hidden[keep]), labels[keep])["mlm"]) * n
             masked += n
         loss = total / max(masked, 1)
         result[lang] = {"mlm_loss": round(loss, 4), "perplexity": round(math.exp(loss), 2), "masked_tokens": masked}
@@ -143,48 +177,62 @@ def heldout_perplexity(model: BertForMaskedLM, tokenizer, corpus: Path, *, max_l
 
 
 def save_final(trainer: Trainer, tokenizer, args: argparse.Namespace, extra: dict) -> None:
-    """Model (float16 storage, float32 config), tokenizer, mbert_ids.txt and pretraining.json, written to a temp
-    folder and renamed into place so a half-written model never looks complete."""
+    """Model (float16 storage, float32 config), tokenizer, the ids map and pretraining.json, written to a temp
+    folder and renamed into place so a half-written model never looks complete. Weights tied to others (the MLM
+    decoder to the word embeddings) are stored once and re-tied on load: a ``state_dict`` given to
+    ``save_pretrained`` keeps the tied copies (18 MB more for the mini mBERT)."""
     final, tmp = args.out / "final", args.out / "final.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     model = trainer.model
-    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
-             if k not in TIED_KEYS}  # a state_dict given to save_pretrained keeps tied copies: 18 MB more
+    tied = set(getattr(model, "_tied_weights_keys", None) or ())
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items() if k not in tied}
     model.save_pretrained(tmp, state_dict=state)
     cfg = json.loads((tmp / "config.json").read_text())
     cfg["dtype"] = "float32"
     (tmp / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     tokenizer.save_pretrained(tmp)
-    shutil.copy(args.tokenizer / "mbert_ids.txt", tmp / "mbert_ids.txt")
+    for ids in ("mbert_ids.txt", "xlmr_ids.txt"):
+        if (args.tokenizer / ids).is_file():
+            shutil.copy(args.tokenizer / ids, tmp / ids)
     (tmp / "pretraining.json").write_text(json.dumps(extra, indent=1) + "\n")
     write_card(tmp, model.config, extra)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
 
 
-def write_card(folder: Path, config: BertConfig, extra: dict) -> None:
+def write_card(folder: Path, config: PretrainedConfig, extra: dict) -> None:
     """README.md model card (huggingface_hub) with the size, the training budget and the held-out perplexities."""
     from huggingface_hub import ModelCard, ModelCardData
 
     langs = sorted(extra["heldout"])
+    xlmr = config.model_type == "xlm-roberta"
     data = ModelCardData(language=langs, license="other", library_name="transformers", pipeline_tag="fill-mask",
-                         tags=["bert", "multilingual", "amber_align", "mini"])
+                         tags=["xlm-roberta" if xlmr else "bert", "multilingual", "amber_align", "mini"])
+    if xlmr:
+        title, kind, original = "mini XLM-R", "A small XLM-R-style encoder", "XLM-R"
+        vocabulary = (f"the real XLM-R Unigram vocabulary pruned to the {config.vocab_size:,} pieces the corpus uses "
+                      f"at least {extra.get('min_count', 1)} times (`xlmr_ids.txt`: line i = the XLM-R id of token i; "
+                      "words whose rarer pieces were dropped take their next-best segmentation)")
+    else:
+        title, kind, original = "mini multilingual BERT", "A small BERT", "mBERT"
+        vocabulary = (f"the real mBERT WordPiece vocabulary pruned to the {config.vocab_size:,} pieces the corpus uses "
+                      "(`mbert_ids.txt`: line i = the mBERT id of token i; the pruned tokenizer segments the corpus "
+                      "exactly as mBERT does)")
     rows = "\n".join(f"| {lang} | {v['mlm_loss']:.2f} | {v['perplexity']:.0f} | {extra['mixing'][lang]['sentences']} "
                      f"| {extra['mixing'][lang]['epochs']:.2f} |" for lang, v in extra["heldout"].items())
     text = f"""---
 {data.to_yaml()}
 ---
 
-# mini multilingual BERT ({extra['device']}-scale)
+# {title} ({extra['device']}-scale)
 
-A small BERT (hidden {config.hidden_size}, {config.num_hidden_layers} layers, {config.num_attention_heads} heads, \
+{kind} (hidden {config.hidden_size}, {config.num_hidden_layers} layers, {config.num_attention_heads} heads, \
 {extra['encoder_parameters'] / 1e6:.1f}M encoder parameters, \\
 {config.vocab_size * config.hidden_size / 1e6:.1f}M of them the word embeddings) pretrained **from scratch** with joint masked LM, as
-mBERT was (no parallel signal), on the de-duplicated monolingual sides of the en-xx corpora of amber_align's data
-folder (18 languages; Tatoeba, XNLI and XQuAD sentences removed), with the real mBERT WordPiece vocabulary pruned to
-the {config.vocab_size:,} pieces the corpus uses (`mbert_ids.txt`: line i = the mBERT id of token i; the pruned
-tokenizer segments the corpus exactly as mBERT does). Built by `recipes/pretrain_mini_mbert/run.sh` for
-amber_align's small-scale comparison of alignment methods; **not** a substitute for mBERT.
+{original} was (no parallel signal), on the de-duplicated monolingual sides of the en-xx corpora of amber_align's data
+folder (18 languages; Tatoeba, XNLI and XQuAD sentences removed), with {vocabulary}. Built by
+`recipes/pretrain_mini_mbert/run.sh` for amber_align's small-scale comparison of alignment methods; **not** a
+substitute for {original}.
 
 Training: {extra['steps']} steps of {extra['batch_size']} sentences (≤ {extra['max_length']} subwords), AdamW lr \
 {extra['learning_rate']}, mBERT's language sampling (α = {extra['alpha']}), {extra['train_runtime_s'] / 60:.0f} min \
@@ -198,7 +246,7 @@ Held-out MLM ({len(langs)} × 300 sentences, 15 % masked with a fixed seed, at l
 |---|---:|---:|---:|---:|
 {rows}
 
-Licence: research use. The vocabulary is mBERT's (Apache-2.0); the training text includes research-only (WMT
+Licence: research use. The vocabulary is {original}'s ({"MIT, BlingFire's export" if xlmr else "Apache-2.0"}); the training text includes research-only (WMT
 newstest) and non-commercial (Multi30k) sets besides CC BY-SA (FLORES-200, NTREX-128) and CC BY / CC0 ones.
 """
     ModelCard(text).save(folder / "README.md")
@@ -224,10 +272,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     set_seed(args.seed)
-    tokenizer = load_mbert_tokenizer(args.tokenizer / "vocab.txt")
+    xlmr = is_xlmr(args.tokenizer)
+    tokenizer = load_pretraining_tokenizer(args.tokenizer)
     train, table = build_dataset(args.corpus, tokenizer, total=args.max_steps * args.batch_size, alpha=args.alpha,
                                  max_length=args.max_length, seed=args.seed, cache=args.out / "hf_cache")
-    model = BertForMaskedLM(mini_config(len(tokenizer), args))
+    model = (XLMRobertaForMaskedLM if xlmr else BertForMaskedLM)(mini_config(tokenizer, args, xlmr=xlmr))
     training_args = TrainingArguments(
         output_dir=str(args.out), max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate, weight_decay=0.01, adam_beta2=0.98, adam_epsilon=1e-6,
@@ -241,8 +290,10 @@ def main(argv: list[str] | None = None) -> None:
     result = trainer.train(resume_from_checkpoint=last)
     model = trainer.model.float().cpu()
     ppl = heldout_perplexity(model, tokenizer, args.corpus, max_length=args.max_length)
-    n_params = sum(p.numel() for p in model.bert.parameters())
-    extra = {"steps": args.max_steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+    n_params = sum(p.numel() for p in model.base_model.parameters())
+    prune_stats = args.tokenizer / "prune_stats.json"
+    min_count = json.loads(prune_stats.read_text()).get("min_count", 1) if prune_stats.is_file() else 1
+    extra = {"architecture": type(model).__name__, "min_count": min_count, "steps": args.max_steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
              "alpha": args.alpha, "max_length": args.max_length, "encoder_parameters": n_params,
              "train_runtime_s": round(result.metrics.get("train_runtime", 0.0), 1),
              "final_train_loss": round(result.training_loss, 4),
