@@ -178,3 +178,18 @@ def test_finetune_resumes_from_the_newest_checkpoint_and_saves_atomically(tmp_pa
     assert state["global_step"] == 3 and report["metrics"]["eval_nli_de_accuracy"] >= 0
     with pytest.raises(ConfigError, match="no complete checkpoint-N folder"):
         run_finetune(_config(tmp_path, files, "nli", output_dir=str(tmp_path / "empty"), resume_from_checkpoint=True))
+
+
+@pytest.mark.parametrize("kind,limit", [("mbert", 128), ("xlmr", 128)])
+def test_max_seq_length_beyond_the_models_positions_is_refused_before_training(tmp_path, files, kind, limit):
+    """A 384-subword QA window on a model with 128 positions used to fail mid-training with a tensor size
+    mismatch; XLM-R counts positions from pad_token_id + 1, so its 130 rows give 128 usable positions too."""
+    config = _config(tmp_path, files, "qa", max_seq_length=limit + 1, doc_stride=64,
+                     model_name_or_path=str(tiny_model_dir(kind, tmp_path / kind)))
+    with pytest.raises(ConfigError, match=rf"max_seq_length: {limit + 1} is longer than model .*{kind} accepts "
+                                          rf"\({limit} positions.*expected max_seq_length <= {limit}"):
+        run_finetune(config)
+    assert not (tmp_path / "run_qa").exists()  # nothing trained, nothing written
+    # exactly the limit is accepted by the check (and trains)
+    run_finetune(_config(tmp_path, files, "qa", max_seq_length=limit, doc_stride=64,
+                         model_name_or_path=str(tmp_path / kind)))

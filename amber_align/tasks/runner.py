@@ -19,7 +19,7 @@ from transformers import DataCollatorForTokenClassification, DataCollatorWithPad
 from amber_align.errors import ConfigError
 from amber_align.hub.mixin import ModelCardMixin
 from amber_align.logging_utils import get_logger
-from amber_align.modeling import load_encoder, load_task_model, load_tokenizer
+from amber_align.modeling import load_encoder, load_task_model, load_tokenizer, max_sequence_length
 from amber_align.tasks.config import FINETUNE_TASKS, TaskConfig
 from amber_align.tokenization import check_tokenizer_matches_model
 
@@ -185,9 +185,18 @@ def _meta(config: TaskConfig, started: float, **extra: Any) -> dict[str, Any]:
 
 
 def _tokenizer_and_check(config: TaskConfig, model: Any) -> Any:
+    """The tokenizer, checked against the model; for ner/nli/qa also ``max_seq_length`` against the model's
+    position embeddings (a longer input would fail mid-training with a tensor size mismatch)."""
     name = config.tokenizer_name_or_path or config.model_name_or_path
     tokenizer = load_tokenizer(name)
     check_tokenizer_matches_model(tokenizer, model, name=name)
+    limit = max_sequence_length(model.config)
+    if config.task in ("ner", "nli", "qa") and config.max_seq_length > limit:
+        raise ConfigError(
+            f"max_seq_length: {config.max_seq_length} is longer than model {config.model_name_or_path} accepts "
+            f"({limit} positions, config.max_position_embeddings={model.config.max_position_embeddings}); "
+            f"expected max_seq_length <= {limit}" + (f" (and doc_stride below it, now {config.doc_stride})"
+                                                       if config.task == "qa" else ""))
     return tokenizer
 
 
