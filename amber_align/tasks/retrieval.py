@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from amber_align.errors import ConfigError, DataFormatError
 from amber_align.logging_utils import get_logger
+from amber_align.modeling import max_sequence_length
 
 __all__ = [
     "TATOEBA_CODES",
@@ -128,11 +129,9 @@ def _resolve_layer(layer: int, num_hidden_states: int) -> int:
 
 def _clamp_to_positions(config: Any, max_length: int) -> int:
     """Longest input the position embeddings allow (RoBERTa-family models count positions from pad_token_id + 1)."""
-    positions = getattr(config, "max_position_embeddings", None)
-    if positions is None:
+    if getattr(config, "max_position_embeddings", None) is None:
         return max_length
-    if getattr(config, "model_type", None) in {"xlm-roberta", "xlm-roberta-xl", "roberta", "camembert"}:
-        positions -= (getattr(config, "pad_token_id", None) or 0) + 1
+    positions = max_sequence_length(config)
     if max_length > positions:
         logger.warning("max_length=%d exceeds the model's %d positions; truncating to %d", max_length, positions,
                        positions)
