@@ -125,6 +125,23 @@ def test_committed_mini_mbert_loads_plainly_and_fits_the_budget():
     assert all(math.isfinite(v["perplexity"]) for v in card["heldout"].values())
 
 
+XLMR_MODEL = REPO / "models" / "mini-xlmr-cpu"
+
+
+@pytest.mark.skipif(not (XLMR_MODEL / "model.safetensors").exists(), reason="the mini XLM-R is not committed yet")
+def test_committed_mini_xlmr_loads_plainly_and_fits_the_budget():
+    assert (XLMR_MODEL / "model.safetensors").stat().st_size <= 25 * 1024 * 1024
+    model = AutoModel.from_pretrained(XLMR_MODEL)
+    tokenizer = AutoTokenizer.from_pretrained(XLMR_MODEL)
+    assert type(model).__name__ == "XLMRobertaModel" and model.dtype == torch.float32
+    assert model.config.vocab_size == len(tokenizer) == len((XLMR_MODEL / "xlmr_ids.txt").read_text().split())
+    assert (tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id) == (0, 1, 2)
+    assert model.config.pad_token_id == tokenizer.pad_token_id
+    assert tokenizer.unk_token_id not in tokenizer("Der Hund schläft.")["input_ids"]
+    card = json.loads((XLMR_MODEL / "pretraining.json").read_text())
+    assert card["architecture"] == "XLMRobertaForMaskedLM" and set(card["heldout"]) >= {"en", "de", "zh", "sw"}
+
+
 def test_comparison_aggregate_mean_and_std(tmp_path):
     for seed, acc in ((0, 40.0), (1, 44.0)):
         scores = {lang: acc for lang in compare.NLI_LANGUAGES}
