@@ -237,7 +237,8 @@ def _languages(datasets_: list[Any], first: str | None) -> list[str]:
         if ds is not None and {"src_lang", "tgt_lang"} <= set(ds.column_names):
             # select the two columns first: ``unique`` on a dataset with an indices mapping (a filtered or selected
             # one) rewrites every column, token ids and links included (38 s at 70k pairs, on every checkpoint)
-            small = ds.select_columns(["src_lang", "tgt_lang"])
+            # (streamed pairs, PairStreams, know their languages without data and have no select_columns)
+            small = ds.select_columns(["src_lang", "tgt_lang"]) if hasattr(ds, "select_columns") else ds
             langs |= set(small.unique("src_lang")) | set(small.unique("tgt_lang"))
     return sorted(langs, key=lambda lang: (lang != first, lang))
 
