@@ -4,18 +4,18 @@ language in one model, one shared WordPiece vocabulary, no parallel signal. With
 Unigram vocabulary, no token types, positions offset past the padding id, as XLM-R): same data, same size, same
 budget, so the two differ in their vocabulary and its tokenization only.
 
-Data: ``mono/{lang}.train.txt`` from build_corpus.py, tokenized once with the pruned mBERT tokenizer
-(prune_vocab.py) and cached by ``datasets``. Languages are mixed with mBERT's exponentially smoothed sampling
+Data: ``mono/{lang}.train.txt`` from build_corpus.py, tokenized once with the pruned tokenizer (prune_vocab.py)
+and cached by ``datasets``. Languages are mixed with mBERT's exponentially smoothed sampling
 (p_l ∝ n_l^α, α = 0.7: low-resource languages are up-sampled, English down-sampled); one example is one sentence
 (truncated to ``--max_length``), batches are grouped by length. Masking is BERT's (15 %, 80/10/10) with
 ``DataCollatorForLanguageModeling``; the vocabulary projection is computed on masked positions only (a 69k
 vocabulary would cost ten times the 4-layer encoder if projected everywhere).
 
 The run checkpoints every ``--save_steps`` and resumes from the newest checkpoint of ``--out`` (so it can be split
-across commands of a GPU machine's 10-minute limit). The final model is a plain ``BertForMaskedLM`` (``AutoModel``
-loads its encoder) with its tokenizer and ``mbert_ids.txt``; weights are stored in float16 to fit the 25 MB budget
-while ``config.json`` says float32, so every loader upcasts them (the model is trained in float32).
-``mbert_ids.txt`` / ``xlmr_ids.txt`` map its token ids back to the full vocabulary's.
+across commands of a GPU machine's 10-minute limit). The final model is a plain ``BertForMaskedLM`` or
+``XLMRobertaForMaskedLM`` (``AutoModel`` loads its encoder) with its tokenizer and ``mbert_ids.txt`` /
+``xlmr_ids.txt`` (its token ids mapped to the full vocabulary's); weights are stored in float16 to fit the 25 MB
+budget while ``config.json`` says float32, so every loader upcasts them (the model is trained in float32).
 
     python recipes/pretrain_mini_mbert/pretrain.py --corpus runs/mini_mbert/corpus \
         --tokenizer runs/mini_mbert/tokenizer --out runs/mini_mbert/model --max_steps 3000
