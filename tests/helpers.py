@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from amber_align.tokenization import build_xlmr_tokenizer, load_mbert_tokenizer
 
 __all__ = [
     "FIXTURES",
+    "load_recipe",
     "mbert_tokenizer",
     "minilm_path",
     "tiny_config",
@@ -36,6 +38,22 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MBERT_VOCAB = FIXTURES / "mbert-cased-vocab.txt.xz"
 XLMR_VOCAB = FIXTURES / "xlmr-vocab.tsv.xz"
 TINY_SHAPE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_recipe(relative: str) -> Any:
+    """Import a recipe script (not a package module) by its path under the repository, e.g.
+    ``load_recipe("recipes/mini_mbert_comparison/compare.py")``; registered in ``sys.modules`` so that its
+    dataclasses and pickling work."""
+    path = REPO / relative
+    name = "recipe_" + path.stem + "_" + path.parent.name
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @functools.lru_cache(maxsize=1)

@@ -3,10 +3,8 @@ committed model, and the comparison recipe's aggregation."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,26 +12,18 @@ import torch
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
 
 from amber_align.tokenization import load_mbert_tokenizer
+from helpers import load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "mini-mbert-cpu"
 VOCAB = REPO / "tests" / "fixtures" / "mbert-cased-vocab.txt.xz"
 
 
-def _load(relative: str):
-    path = REPO / relative
-    name = "recipe_" + path.stem + "_" + path.parent.name
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
-
-prune_vocab = _load("recipes/pretrain_mini_mbert/prune_vocab.py")
-pretrain = _load("recipes/pretrain_mini_mbert/pretrain.py")
-build_corpus = _load("recipes/pretrain_mini_mbert/build_corpus.py")
-compare = _load("recipes/mini_mbert_comparison/compare.py")
+prune_vocab = load_recipe("recipes/pretrain_mini_mbert/prune_vocab.py")
+pretrain = load_recipe("recipes/pretrain_mini_mbert/pretrain.py")
+build_corpus = load_recipe("recipes/pretrain_mini_mbert/build_corpus.py")
+compare = load_recipe("recipes/mini_mbert_comparison/compare.py")
 
 SENTENCES = ["Der Hund schläft unter dem Tisch.", "The dog sleeps under the table.",
              "Le chien dort sous la table.", "Собака спит под столом.", "狗在桌子下面睡觉。", "1984 war ein Jahr."]
