@@ -329,3 +329,14 @@ def test_run_script_refuses_an_unknown_architecture():
     done = subprocess.run(["bash", str(REPO / "recipes" / "pretrain_mini_mbert" / "run.sh")], env={"ARCH": "roberta",
                           "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
     assert done.returncode == 2 and "ARCH must be mbert or xlmr, got 'roberta'" in done.stderr
+
+
+def test_training_summary_spans_a_resumed_run():
+    # The Trainer's training_loss/train_runtime cover only the segment after a resume; log_history (restored from
+    # the checkpoint) covers the whole run: mean of 8, 6, 4 = 6.0, the last 4.0, resumed at step 3000.
+    history = [{"loss": 8.0, "step": 50}, {"loss": 6.0, "step": 3000}, {"eval": 1}, {"loss": 4.0, "step": 6000},
+               {"train_runtime": 1442.0, "train_loss": 2.5}]
+    summary = pretrain.training_summary(history, {"train_runtime": 1442.04}, resumed_from="out/model/checkpoint-3000")
+    assert summary == {"final_train_loss": 6.0, "last_logged_loss": 4.0, "train_runtime_s": 1442.0,
+                       "resumed_from_step": 3000}
+    assert pretrain.training_summary([], {}, None)["resumed_from_step"] == 0

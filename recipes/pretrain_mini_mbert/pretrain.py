@@ -45,7 +45,7 @@ from amber_align.losses.tlm import IGNORE_INDEX, TranslationLanguageModelingLoss
 from amber_align.tokenization import build_xlmr_tokenizer, load_mbert_tokenizer
 
 __all__ = ["MaskedLMTrainer", "load_pretraining_tokenizer", "is_xlmr", "sampling_counts", "build_dataset",
-           "mini_config", "encoder_and_head", "heldout_perplexity", "main"]
+           "mini_config", "encoder_and_head", "heldout_perplexity", "training_summary", "write_card", "main"]
 
 
 def is_xlmr(tokenizer_dir: Path) -> bool:
@@ -220,6 +220,9 @@ def write_card(folder: Path, config: PretrainedConfig, extra: dict) -> None:
                       "exactly as mBERT does)")
     rows = "\n".join(f"| {lang} | {v['mlm_loss']:.2f} | {v['perplexity']:.0f} | {extra['mixing'][lang]['sentences']} "
                      f"| {extra['mixing'][lang]['epochs']:.2f} |" for lang, v in extra["heldout"].items())
+    step = extra.get("resumed_from_step", 0)
+    resumed = f" for steps {step + 1}–{extra['steps']}, resumed from the checkpoint at step {step}" if step else ""
+    last = f" (last logged {extra['last_logged_loss']})" if extra.get("last_logged_loss") is not None else ""
     text = f"""---
 {data.to_yaml()}
 ---
@@ -236,7 +239,8 @@ substitute for {original}.
 
 Training: {extra['steps']} steps of {extra['batch_size']} sentences (≤ {extra['max_length']} subwords), AdamW lr \
 {extra['learning_rate']}, mBERT's language sampling (α = {extra['alpha']}), {extra['train_runtime_s'] / 60:.0f} min \
-on {extra['device']} ({extra['torch_threads']} threads). Mean training MLM loss over the run {extra['final_train_loss']}.
+on {extra['device']} ({extra['torch_threads']} threads){resumed}. Mean training MLM loss over the run \
+{extra['final_train_loss']}{last}.
 Weights are stored in float16 (config dtype float32: loaders upcast) to stay under 25 MB.
 
 Held-out MLM ({len(langs)} × 300 sentences, 15 % masked with a fixed seed, at least \\
@@ -295,12 +299,23 @@ def main(argv: list[str] | None = None) -> None:
     min_count = json.loads(prune_stats.read_text()).get("min_count", 1) if prune_stats.is_file() else 1
     extra = {"architecture": type(model).__name__, "min_count": min_count, "steps": args.max_steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
              "alpha": args.alpha, "max_length": args.max_length, "encoder_parameters": n_params,
-             "train_runtime_s": round(result.metrics.get("train_runtime", 0.0), 1),
-             "final_train_loss": round(result.training_loss, 4),
+             **training_summary(trainer.state.log_history, result.metrics, resumed_from=last),
              "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
              "torch_threads": torch.get_num_threads(), "mixing": table, "heldout": ppl}
     save_final(trainer, tokenizer, args, extra)
     print(json.dumps({"heldout": ppl, "train_runtime_s": extra["train_runtime_s"]}, indent=1))
+
+
+def training_summary(log_history: list[dict[str, Any]], metrics: dict[str, float],
+                     resumed_from: str | None = None) -> dict[str, Any]:
+    """Loss and time figures for the card that stay true when the run was resumed: the Trainer's own
+    ``training_loss`` and ``train_runtime`` cover only the last segment, whereas ``log_history`` is restored from the
+    checkpoint and spans the whole run."""
+    losses = [entry["loss"] for entry in log_history if "loss" in entry]
+    step = int(Path(resumed_from).name.rsplit("-", 1)[-1]) if resumed_from else 0
+    return {"final_train_loss": round(sum(losses) / len(losses), 4) if losses else None,
+            "last_logged_loss": round(losses[-1], 4) if losses else None,
+            "train_runtime_s": round(metrics.get("train_runtime", 0.0), 1), "resumed_from_step": step}
 
 
 def _drop_length(collator: DataCollatorForLanguageModeling):
