@@ -340,3 +340,17 @@ def test_training_summary_spans_a_resumed_run():
     assert summary == {"final_train_loss": 6.0, "last_logged_loss": 4.0, "train_runtime_s": 1442.0,
                        "resumed_from_step": 3000}
     assert pretrain.training_summary([], {}, None)["resumed_from_step"] == 0
+
+
+def test_a_staged_run_tabulates_every_method_with_results(tmp_path, capsys):
+    # Stage 1 left cao_mean's NLI; stage 2 runs --methods none (its XSR already done, so nothing trains): the
+    # tables must still list cao_mean, not only the last stage's methods.
+    xsr = {f"{lang}_{d}": 1.0 for lang in compare.XSR_LANGUAGES for d in ("xx2en", "en2xx")}
+    compare._write(tmp_path / "results" / "none" / "xsr.json", {"method": "none", "task": "xsr", "scores": xsr})
+    compare._write(tmp_path / "results" / "cao_mean" / "nli_seed0.json",
+                   {"method": "cao_mean", "task": "nli", "seed": 0,
+                    "scores": {lang: 40.0 for lang in compare.NLI_LANGUAGES}})
+    compare.main(["--methods", "none", "--tasks", "xsr", "--out", str(tmp_path), "--model", str(tmp_path / "m")])
+    summary = json.loads((tmp_path / "comparison.json").read_text())["summary"]
+    assert summary == {"none": {"xsr": 1.0}, "cao_mean": {"nli": 40.0, "nli_std": 0.0, "nli_seeds": 1}}
+    assert "| cao_mean | 1 |" in (tmp_path / "comparison.md").read_text()

@@ -411,7 +411,9 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             for seed in seeds:
                 task_unit(name, model_dir, task, seed, args)
-    result = aggregate(args.out, methods, args.model)
+    # The tables cover every method with results under --out, not only this invocation's --methods: a staged run
+    # (--methods none, then --methods cao_mean, ...) must not leave a comparison.md that lists the last stage only.
+    result = aggregate(args.out, [m for m in METHODS if (args.out / "results" / m).is_dir()], args.model)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads)"
     print(result["markdown"])
     print(f"device: {device}; this invocation: {time.time() - started:.0f} s")
