@@ -18,8 +18,6 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "mini-mbert-cpu"
 VOCAB = REPO / "tests" / "fixtures" / "mbert-cased-vocab.txt.xz"
 
-
-
 prune_vocab = load_recipe("recipes/pretrain_mini_mbert/prune_vocab.py")
 pretrain = load_recipe("recipes/pretrain_mini_mbert/pretrain.py")
 build_corpus = load_recipe("recipes/pretrain_mini_mbert/build_corpus.py")

@@ -9,9 +9,6 @@ from pathlib import Path
 import pytest
 from helpers import load_recipe
 
-
-
-
 parity = load_recipe("recipes/mini_mbert_comparison/parity.py")
 
 

@@ -41,10 +41,13 @@ def load_runs(specs: list[str]) -> dict[str, dict[str, Any]]:
             raise SystemExit(f"error: {path}: not found; run compare.py --out {directory} first")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            data["summary"], data["raw"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+        except json.JSONDecodeError as err:
             raise SystemExit(f"error: {path}: not a compare.py comparison.json (expected 'summary' and 'raw'): "
                              f"{err}") from err
+        if not isinstance(data, dict) or not {"summary", "raw"} <= data.keys():
+            found = sorted(data) if isinstance(data, dict) else type(data).__name__
+            raise SystemExit(f"error: {path}: not a compare.py comparison.json (expected 'summary' and 'raw'), "
+                             f"found {found}")
         runs[label] = data
     return runs
 
@@ -72,7 +75,7 @@ def parity_tables(runs: dict[str, dict[str, Any]], xsr_methods: list[str]) -> tu
             lines.append(f"| {method} | {_cell(sa, task)} | {_cell(sb, task)} | {diff:+.1f} |")
         lines.append("")
     for method in xsr_methods:
-        per = [run.get("raw", {}).get("xsr", {}).get(method) for run in (run_a, run_b)]
+        per = [run["raw"].get("xsr", {}).get(method) for run in (run_a, run_b)]
         if not all(per):
             continue
         scores_a, scores_b = per[0][0], per[1][0]
