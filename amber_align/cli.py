@@ -17,7 +17,9 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from amber_align.choices import EXTRACTION_METHODS, EXTRACTION_SIMILARITIES, REFINEMENT_METHODS, SYMMETRIZATIONS
 from amber_align.errors import AmberAlignError
 
 __all__ = ["main", "build_parser"]
@@ -30,10 +32,10 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_align(args: argparse.Namespace, extra: list[str]) -> int:
-    from amber_align.config_io import load_config
+    from amber_align.config_io import alignment_parser
     from amber_align.pipeline import run_alignment
 
-    config = load_config(args.config, extra)
+    config = alignment_parser(extra).parse_config(extra)
     trainer = run_alignment(config)
     if trainer.is_world_process_zero():
         print(f"saved aligned encoder to {config.output_dir}")
@@ -106,20 +108,49 @@ def cmd_extract_alignments(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def _task_config(args: argparse.Namespace, extra: list[str], cli_values: dict[str, object]):
-    """TaskConfig from ``--config`` (optional) + this subcommand's flags + ``--field value`` overrides."""
-    from amber_align.config_io import build_config, parse_overrides, read_config_file
+def _task_parser(command: str) -> Any:
+    """``ConfigParser`` over ``TaskConfig`` for ``finetune`` / ``evaluate`` (``--model`` is ``model_name_or_path``)."""
+    from amber_align.choices import FINETUNE_TASKS, TASKS
+    from amber_align.config_io import ConfigParser
+    from amber_align.tasks.config import TaskConfig
+
+    what = {"finetune": f"Fine-tune an English task head ({', '.join(FINETUNE_TASKS)}) and evaluate every listed "
+                        "language zero-shot.",
+            "evaluate": f"Zero-shot evaluation without training ({', '.join(TASKS)}; xsr = Tatoeba retrieval, bucc "
+                        "= bitext mining, ner/nli/qa need a fine-tuned model)."}[command]
+    parser = ConfigParser(TaskConfig, prog=f"amber-align {command}", description=what + " TaskConfig's fields below; "
+                          "a YAML --config (recipes/tasks/) gives the values the command line does not.")
+    if command == "evaluate":
+        parser.add_argument("--output", default=None, help="also write the flat eval_* metrics as JSON here")
+    return parser
+
+
+def _task_config(command: str, extra: list[str]) -> tuple[Any, dict[str, Any]]:
+    """TaskConfig from ``--config`` (optional) + ``--field value`` flags, and the command's own flags."""
+    from amber_align.choices import FINETUNE_TASKS
+    from amber_align.config_io import build_config, read_config_file
     from amber_align.errors import ConfigError
     from amber_align.tasks.config import TaskConfig
 
-    values = read_config_file(args.config) if args.config else {}
-    if "task" in values and args.task and values["task"] != args.task:
-        raise ConfigError(f"{args.config}: task is {values['task']!r}, but --task {args.task} was given")
-    values.update({k: v for k, v in cli_values.items() if v is not None})
-    values.update(parse_overrides(extra))
-    if isinstance(values.get("languages"), str):  # --languages es,de,fr
-        values["languages"] = [lang.strip() for lang in values["languages"].split(",") if lang.strip()]
-    return build_config(values, source=args.config or "command line", config_class=TaskConfig)
+    cli, path = _task_parser(command).parse_values(extra)
+    own = {k: cli.pop(k) for k in ("output",) if k in cli}
+    values = read_config_file(path) if path else {}
+    if "task" in values and "task" in cli and values["task"] != cli["task"]:
+        raise ConfigError(f"{path}: task is {values['task']!r}, but --task {cli['task']} was given")
+    values.update(cli)
+    if "task" not in values:
+        raise ConfigError(f"{command}: --task is required (or task: in the --config file)")
+    if command == "finetune" and values["task"] not in FINETUNE_TASKS:
+        raise ConfigError(f"finetune: --task must be one of {FINETUNE_TASKS} (got {values['task']!r}); "
+                          "xsr and bucc are evaluation only: amber-align evaluate --task ...")
+    languages = values.get("languages")
+    if isinstance(languages, list) and any(isinstance(x, str) and "," in x for x in languages):  # --languages es,de
+        values["languages"] = [lang.strip() for x in languages for lang in str(x).split(",") if lang.strip()]
+    elif isinstance(languages, str):
+        values["languages"] = [lang.strip() for lang in languages.split(",") if lang.strip()]
+    if command == "evaluate" and not path and "output_dir" not in values:
+        values["output_dir"] = "amber-align-eval"
+    return build_config(values, source=path or "command line", config_class=TaskConfig), own
 
 
 def _print_report(report: dict) -> None:
@@ -133,8 +164,7 @@ def _print_report(report: dict) -> None:
 def cmd_finetune(args: argparse.Namespace, extra: list[str]) -> int:
     from amber_align.tasks.runner import run_finetune
 
-    config = _task_config(args, extra, {"task": args.task, "model_name_or_path": args.model,
-                                        "output_dir": args.output_dir})
+    config, _ = _task_config("finetune", extra)
     report = run_finetune(config)
     _print_report(report)
     return 0
@@ -143,16 +173,11 @@ def cmd_finetune(args: argparse.Namespace, extra: list[str]) -> int:
 def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
     from amber_align.tasks.runner import run_evaluate
 
-    langs = [lang.strip() for lang in args.languages.split(",") if lang.strip()] if args.languages else None
-    config = _task_config(args, extra, {
-        "task": args.task, "model_name_or_path": args.model, "languages": langs, "data_dir": args.data_dir,
-        "layer": args.layer, "max_eval_examples": args.max_sentences,
-        "output_dir": args.output_dir or ("amber-align-eval" if not args.config else None),
-    })
+    config, own = _task_config("evaluate", extra)
     report = run_evaluate(config)
     _print_report(report)
-    if args.output:
-        Path(args.output).write_text(json.dumps(report["metrics"], indent=2) + "\n", encoding="utf-8")
+    if own.get("output"):
+        Path(own["output"]).write_text(json.dumps(report["metrics"], indent=2) + "\n", encoding="utf-8")
     return 0
 
 
@@ -281,8 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("align", help="align an encoder on parallel data (config YAML + --field value overrides)")
-    p.add_argument("--config", help="YAML file with the method's config fields (see recipes/)")
+    p = sub.add_parser("align", add_help=False,
+                       help="align an encoder on parallel data (--config YAML + --field value; --help lists every "
+                            "field)")
     p.set_defaults(func=cmd_align)
 
     p = sub.add_parser("demo", help="offline demo: Cao alignment of MiniLM on bundled Tatoeba data, P@1 before/after")
@@ -298,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tgt_lang", default=None, help="target language code (optional)")
     p.add_argument("--out", required=True, help="output prefix: writes PREFIX.fwd, PREFIX.rev, PREFIX.<method>")
     p.add_argument("--symmetrization", default="intersection",
-                   choices=["intersection", "union", "grow-diag", "grow-diag-final", "grow-diag-final-and"])
+                   choices=SYMMETRIZATIONS)
     p.add_argument("--model", type=int, default=3, choices=[1, 2, 3], help="eflomal model (3 = IBM1+HMM+fertility)")
     p.add_argument("--pretokenized", action="store_true", help="text is word-tokenized: split on whitespace only")
     p.set_defaults(func=cmd_word_align)
@@ -311,9 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tgt_file", help="target side, line-aligned with --src_file")
     p.add_argument("--out", required=True, help="Pharaoh output (0-based i-j); OUT.partial while it runs")
     p.add_argument("--layer", type=int, default=8, help="hidden layer whose subword vectors are compared (8)")
-    p.add_argument("--method", default="softmax", choices=["softmax", "argmax", "itermax"])
+    p.add_argument("--method", default="softmax", choices=EXTRACTION_METHODS)
     p.add_argument("--threshold", type=float, default=1e-3, help="softmax: probability threshold, both directions")
-    p.add_argument("--similarity", default="auto", choices=["auto", "cosine", "dot"],
+    p.add_argument("--similarity", default="auto", choices=EXTRACTION_SIMILARITIES,
                    help="auto: dot for softmax, cosine for argmax/itermax")
     p.add_argument("--distortion", type=float, default=0.0, help="SimAlign distortion ratio (0 = off)")
     p.add_argument("--batch_size", type=int, default=64, help="pairs per forward")
@@ -333,24 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gold_zero_based", action="store_true")
     p.set_defaults(func=cmd_aer)
 
-    p = sub.add_parser("finetune", help="fine-tune a task head on English, evaluate every listed language")
-    p.add_argument("--task", required=True, choices=["ner", "nli", "qa"])
-    p.add_argument("--config", help="YAML file with TaskConfig fields (see recipes/tasks/)")
-    p.add_argument("--model", default=None, help="encoder to fine-tune (overrides model_name_or_path)")
-    p.add_argument("--output_dir", default=None, help="where the model, results.json/.md and plots go")
+    p = sub.add_parser("finetune", add_help=False,
+                       help="fine-tune a task head on English, evaluate every listed language (--help: every field)")
     p.set_defaults(func=cmd_finetune)
 
-    p = sub.add_parser("evaluate", help="zero-shot evaluation of a model without training")
-    p.add_argument("--task", required=True, choices=["xsr", "bucc", "ner", "nli", "qa"],
-                   help="xsr = Tatoeba retrieval, bucc = bitext mining; ner/nli/qa need a fine-tuned model")
-    p.add_argument("--config", help="YAML file with TaskConfig fields (eval_data per language for ner/nli/qa)")
-    p.add_argument("--model", default=None, help="model directory or Hub id")
-    p.add_argument("--languages", default=None, help="comma-separated codes, e.g. es,de,fr")
-    p.add_argument("--data_dir", default=None, help="xsr: tatoeba.xxx-eng.* files; bucc: xx-en.<split>.* files")
-    p.add_argument("--layer", type=int, default=None, help="xsr/bucc: hidden layer for mean pooling (-1 = last)")
-    p.add_argument("--max_sentences", type=int, default=None, help="evaluate the first N examples per language")
-    p.add_argument("--output_dir", default=None, help="results.json/.md and plots (default: amber-align-eval)")
-    p.add_argument("--output", default=None, help="also write the flat eval_* metrics as JSON here")
+    p = sub.add_parser("evaluate", add_help=False,
+                       help="zero-shot evaluation of a model without training (--help: every field)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("diagnose", help="alignment diagnostics: word-retrieval, distances, aer, bli")
@@ -381,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="encoder directory or Hub id")
     _add_corpus_args(p)
     p.add_argument("--layers", default="9,10,11,12", help="hidden_states indices to map")
-    p.add_argument("--method", default="orthogonal", choices=["orthogonal", "least_squares"])
+    p.add_argument("--method", default="orthogonal", choices=REFINEMENT_METHODS)
     p.add_argument("--tau", type=float, default=0.9, help="vocabulary reallocation threshold (0 = off)")
     p.add_argument("--output_dir", default=None, help="where alignment_maps.* go (default: the model folder)")
     p.set_defaults(func=cmd_refine)

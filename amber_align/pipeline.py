@@ -15,17 +15,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import datasets
 from transformers import set_seed
 from transformers import TrainerState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from amber_align.data.encoding import encode_aligned_pairs, filter_links, orient_pairs
-from amber_align.data.parallel import ParallelSource, load_parallel, read_eval_sentences
+from amber_align.data.prepare import build_alignment_datasets, default_alignment_cache, ensure_links
 from amber_align.errors import ConfigError, TrainingInterruptedError
 from amber_align.io_utils import move_files_into
 from amber_align.logging_utils import get_logger
@@ -37,79 +34,6 @@ __all__ = ["build_alignment_datasets", "ensure_links", "run_alignment", "default
            "save_model_atomically"]
 
 logger = get_logger(__name__)
-
-
-def default_alignment_cache() -> Path:
-    """``~/.cache/amber_align/alignments`` (under ``$XDG_CACHE_HOME`` when set)."""
-    import os
-
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "amber_align" / "alignments"
-
-
-def ensure_links(dataset: datasets.Dataset, *, symmetrization: str, cache_dir: str | Path | None) -> datasets.Dataset:
-    """Fill ``links`` for rows whose source gave no alignments, by running eflomal per language pair (cached).
-
-    Without the ``align`` extra this raises ``MissingDependencyError`` naming ``amber-align word-align`` and the
-    extra to install.
-    """
-    if "has_links" not in dataset.column_names or all(dataset["has_links"]):
-        return dataset
-    from amber_align.data.eflomal_aligner import cached_word_align
-
-    cache = Path(cache_dir) if cache_dir else default_alignment_cache()
-    by_pair: dict[str, list[int]] = defaultdict(list)
-    for i, (pair, has) in enumerate(zip(dataset["pair"], dataset["has_links"])):
-        if not has:
-            by_pair[pair].append(i)
-    links = list(dataset["links"])
-    for pair, rows in sorted(by_pair.items()):
-        sub = dataset.select(rows)
-        logger.info(f"{pair}: no alignments given for {len(rows)} pairs; running eflomal ({symmetrization})")
-        computed = cached_word_align(sub["src_words"], sub["tgt_words"], cache_dir=cache, method=symmetrization)
-        for r, lk in zip(rows, computed):
-            links[r] = [list(link) for link in lk]
-    dataset = dataset.remove_columns("links").add_column("links", links)
-    return dataset
-
-
-def _prepare(sources: list[dict[str, Any]], config: AlignmentConfig, tokenizer: Any,
-             dedup: set[str] | None) -> datasets.Dataset:
-    parsed = [ParallelSource.from_dict(s) for s in sources]
-    ds = load_parallel(parsed, max_words=config.max_words, dedup_texts=dedup, pretokenized=config.pretokenized)
-    if config.needs_word_links():
-        ds = ensure_links(ds, symmetrization=config.symmetrization, cache_dir=config.alignment_cache_dir)
-    ds = orient_pairs(ds, config.anchor_language)
-    ds = filter_links(ds, one_to_one_only=config.one_to_one, drop_identical_words=config.drop_identical_links)
-    return encode_aligned_pairs(ds, tokenizer, max_length=config.max_length,
-                                special_token_links=config.special_token_links)
-
-
-def build_alignment_datasets(
-    config: AlignmentConfig, tokenizer: Any
-) -> tuple[Any, datasets.Dataset | None]:
-    """Train (and held-out) datasets of encoded, oriented, linked pairs for ``config``; with ``streaming`` the train
-    half is an ``amber_align.data.streaming.PairStreams`` (read lazily) instead of a ``datasets.Dataset``."""
-    if not config.train_data:
-        raise ConfigError("train_data: no parallel sources given (expected a list of source mappings)")
-    dedup = read_eval_sentences(config.dedup_eval_files) if config.dedup_eval_files else None
-    if getattr(config, "streaming", False):  # lazily read streams; eval_data (small) stays in memory
-        from amber_align.data.streaming import build_streaming_dataset
-
-        streams = build_streaming_dataset(config, tokenizer, dedup=dedup)
-        return streams, _prepare(config.eval_data, config, tokenizer, dedup) if config.eval_data else None
-    train = _prepare(config.train_data, config, tokenizer, dedup)
-    evaluation = None
-    if config.eval_data:
-        evaluation = _prepare(config.eval_data, config, tokenizer, dedup)
-    elif config.eval_split_size:
-        size = config.eval_split_size
-        test_size = int(size) if size >= 1 else size
-        split = train.train_test_split(test_size=test_size, seed=config.seed, shuffle=True)
-        train, evaluation = split["train"], split["test"]
-    if len(train) == 0:
-        raise ConfigError("train_data: no pairs left after filtering (see the skip counts logged above)")
-    return train, evaluation
 
 
 def run_alignment(

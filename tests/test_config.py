@@ -97,3 +97,107 @@ def test_yaml_no_off_stay_strings_true_false_are_bools(tmp_path):
     assert read_config_file(path)["one_to_one"] is False
     assert parse_overrides(["--save_strategy", "no", "--bf16", "--pretokenized", "True"]) == {
         "save_strategy": "no", "bf16": True, "pretokenized": True}
+
+
+# ----- HfArgumentParser front end (issue 21, stage 2) ---------------------------------------------------------------
+def _help(argv, capsys) -> str:
+    from amber_align.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("method, config_class", [("cao", "CaoConfig"), ("amber", "AmberConfig")])
+def test_align_help_lists_every_field_with_help_default_and_choices(capsys, method, config_class):
+    import dataclasses
+
+    from amber_align.trainers import get_method
+
+    text = _help(["align", "--method", method, "--help"], capsys)
+    assert f"{config_class} fields:" in text and "TrainingArguments fields (transformers):" in text
+    for f in dataclasses.fields(get_method(method).config_class):
+        if f.init and not f.name.startswith("_"):
+            assert f"--{f.name} " in text or f"--{f.name}\n" in text or f"--{f.name}," in text, f.name
+    assert "--pooling {first,last,mean}" in text and "--anchor {frozen,current}" in text
+    assert "Word vector from" in text  # a field's own help
+    assert "--train_data LIST[MAPPING]" in text  # the type, as the metavar
+    own, inherited = text.split("TrainingArguments fields (transformers):")
+    assert "--learning_rate" in own and "--adam_beta1" in inherited  # the method's defaults are listed as its own
+    if method == "amber":
+        assert "--sa_similarity {dot,cosine}" in text and "--so_guide {self,links}" in text
+
+
+def test_help_of_the_method_named_in_the_config_file(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("method: amber\n", encoding="utf-8")
+    assert "AmberConfig fields:" in _help(["align", "--config", str(cfg), "--help"], capsys)
+    assert "TaskConfig fields:" in _help(["finetune", "--help"], capsys)
+    assert "--max_eval_examples INT, --max-eval-examples INT, --max_sentences INT" in _help(["evaluate", "-h"], capsys)
+
+
+def test_command_line_values_are_typed_and_win_over_the_file(tmp_path):
+    from amber_align.config_io import alignment_parser
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"method: cao\noutput_dir: {tmp_path}/out\nmax_steps: 5\none_to_one: true\n", encoding="utf-8")
+    argv = ["--config", str(cfg), "--max_steps", "2", "--no_one_to_one", "--model", "m",
+            "--train_data", "[{file: a.txt, src_lang: de, tgt_lang: en}]", "--resume_from_checkpoint", "true",
+            "--dedup_eval_files", "a.txt", "b.txt", "--learning-rate", "3e-5"]
+    config = alignment_parser(argv).parse_config(argv)
+    assert (config.max_steps, config.one_to_one, config.model_name_or_path) == (2, False, "m")
+    assert config.train_data == [{"file": "a.txt", "src_lang": "de", "tgt_lang": "en"}]
+    assert config.resume_from_checkpoint is True and config.dedup_eval_files == ["a.txt", "b.txt"]
+    assert config.learning_rate == 3e-5
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--max_steps", "ten"], r"amber-align align: argument --max_steps.*invalid int value: 'ten'"),
+    (["--pooling", "max"], r"argument --pooling: invalid choice: 'max'"),
+    (["--learning", "1e-4"], r"unknown field 'learning' for CaoConfig; did you mean"),
+    (["stray"], r"unexpected argument\(s\) stray"),
+    (["--method", "wang2"], r"unknown alignment method 'wang2'"),
+])
+def test_bad_command_line_values_are_config_errors(argv, match):
+    from amber_align.config_io import alignment_parser
+
+    with pytest.raises(ConfigError, match=match):
+        alignment_parser(argv).parse_config(argv)
+
+
+def test_cli_bad_value_exits_2_with_one_line(tmp_path, capsys):
+    from amber_align.cli import main
+
+    assert main(["align", "--max_steps", "ten"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: amber-align align: argument --max_steps/--max-steps: invalid int value: 'ten'"]
+    assert main(["finetune", "--task", "xsr"]) == 2
+    assert "xsr and bucc are evaluation only" in capsys.readouterr().err
+    assert main(["finetune"]) == 2
+    assert "--task is required" in capsys.readouterr().err
+
+
+def test_duplicate_yaml_key_is_refused_naming_both_lines(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("method: cao\nmax_steps: 5\npooling: last\nmax_steps: 50\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"dup.yaml:4: invalid YAML: duplicate key 'max_steps' \(first on line 2\)"):
+        load_config(path)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("train_data:\n  - {file: a, file: b}\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match="duplicate key 'file'"):
+        load_config(nested)
+
+
+def test_choices_are_defined_once_and_checked_for_python_and_yaml_values(tmp_path):
+    """The fields' `choices` metadata is the one definition: argparse shows it, __post_init__ checks it."""
+    import dataclasses
+
+    from amber_align import choices
+    from amber_align.trainers import AmberConfig
+
+    meta = {f.name: f.metadata.get("choices") for f in dataclasses.fields(AmberConfig)}
+    assert meta["pooling"] is choices.POOLING_MODES and meta["symmetrization"] is choices.SYMMETRIZATIONS
+    assert meta["sa_similarity"] is choices.SA_SIMILARITIES and meta["so_guide"] is choices.SO_GUIDES
+    with pytest.raises(ConfigError, match=r"AmberConfig.so_guide: expected one of \('self', 'links'\), got 'gold'"):
+        load_config(None, {"method": "amber", "so_guide": "gold", "output_dir": str(tmp_path)})

@@ -284,11 +284,37 @@ def _load_dataset(source: ParallelSource) -> datasets.Dataset:
     return loaded
 
 
+def _from_translation(ds: datasets.Dataset, src_lang: str | None, tgt_lang: str | None, what: str) -> _Raw:
+    """A ``translation`` column of ``{lang: text}`` (the Hub's WMT/OPUS layout, ``datasets.Translation``): the two
+    languages are ``src_lang``/``tgt_lang`` when given, else the feature's (or the first row's) two keys."""
+    feature = ds.features["translation"]
+    if src_lang and tgt_lang:
+        keys = [src_lang, tgt_lang]
+    elif isinstance(feature, datasets.Translation):
+        keys = list(feature.languages)
+    else:
+        keys = list(ds[0]["translation"]) if len(ds) else []
+    if len(keys) != 2:
+        raise DataFormatError(f"{what}: the translation column holds {len(keys)} languages {keys}; set src_lang "
+                              "and tgt_lang to pick two")
+    texts: dict[str, list[str]] = {"src": [], "tgt": []}
+    for number, row in enumerate(ds["translation"], 1):
+        for side, key in zip(("src", "tgt"), keys):
+            if not isinstance(row, dict) or key not in row:
+                found = list(row) if isinstance(row, dict) else type(row).__name__
+                raise DataFormatError(f"translation has no {key!r} (found {found})", path=what, line=number)
+            texts[side].append(row[key])
+    columns = {**texts, **{c: ds[c] for c in ("links", "has_links") if c in ds.column_names}}
+    return _from_dataset(datasets.Dataset.from_dict(columns), "src", "tgt", keys[0], keys[1], what)
+
+
 def _from_dataset(ds: Any, src_column: str, tgt_column: str, src_lang: str | None, tgt_lang: str | None,
                   what: str) -> _Raw:
     if isinstance(ds, datasets.DatasetDict):
         raise ConfigError(f"{what} is a DatasetDict with splits {list(ds)}; pass one split")
     present = list(ds.column_names)
+    if "translation" in present and src_column not in present:
+        return _from_translation(ds, src_lang, tgt_lang, what)
     needed = [src_column, tgt_column] + [c for c, v in (("src_lang", src_lang), ("tgt_lang", tgt_lang)) if not v]
     missing = [c for c in needed if c not in present]
     if missing:
@@ -442,8 +468,9 @@ def load_parallel(
     """Read one or many language pairs into one dataset with the columns of :data:`PARALLEL_FEATURES`.
 
     ``sources``: a :class:`ParallelSource`, a mapping for :meth:`ParallelSource.from_dict`, a
-    ``datasets.Dataset`` with ``src``/``tgt``/``src_lang``/``tgt_lang`` columns (and optionally ``links``,
-    ``has_links``), or a list of these (concatenated in order). ``max_words``: skip pairs with more words on
+    ``datasets.Dataset`` with ``src``/``tgt``/``src_lang``/``tgt_lang`` columns, or with a ``translation`` column of
+    ``{lang: text}`` as the Hub's WMT/OPUS sets have (and optionally ``links``, ``has_links``), or a list of these
+    (concatenated in order). ``max_words``: skip pairs with more words on
     either side (``None``: no limit). ``dedup_texts``: evaluation sentences (see :func:`read_eval_sentences`);
     pairs either side of which matches one after :func:`normalize_for_dedup` are dropped. ``pretokenized``: words
     are ``str.split()`` of the text instead of :func:`~amber_align.data.words.word_tokenize`. ``num_proc``:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from amber_align.choices import EXTRACTION_SIMILARITIES as SIMILARITIES
 from amber_align.data.words import word_tokenize
 from amber_align.errors import ConfigError, DataFormatError
 from amber_align.extraction.methods import EXTRACTION_METHODS, extract_links, valid_mask
@@ -32,7 +33,6 @@ __all__ = ["WordAligner", "ExtractionSettings", "SIMILARITIES"]
 
 logger = get_logger(__name__)
 
-SIMILARITIES = ("auto", "cosine", "dot")
 
 Link = tuple[int, int]
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import torch
 
+from amber_align.choices import POOLING_MODES
+
 __all__ = ["pool_segments", "POOLING_MODES"]
 
-POOLING_MODES = ("first", "last", "mean")
 
 
 def pool_segments(

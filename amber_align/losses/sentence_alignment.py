@@ -14,12 +14,13 @@ so the effective batch grows with the number of GPUs and 2 ranks × 8 pairs give
 from __future__ import annotations
 
 import torch
+
+from amber_align.choices import SA_SIMILARITIES as SIMILARITIES
 import torch.distributed as dist
 from torch import nn
 
 __all__ = ["SentenceAlignmentLoss", "mean_pool", "gather_with_grad", "SIMILARITIES"]
 
-SIMILARITIES = ("dot", "cosine")
 
 CITATION = (
     "Junjie Hu, Melvin Johnson, Orhan Firat, Aditya Siddhant, Graham Neubig. Explicit Alignment Objectives for "

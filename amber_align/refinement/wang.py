@@ -31,6 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import Tensor
 
+from amber_align.choices import REFINEMENT_METHODS
 from amber_align.errors import ConfigError, DataFormatError
 from amber_align.io_utils import atomic_write_bytes, atomic_write_text
 from amber_align.logging_utils import get_logger
@@ -59,7 +60,6 @@ __all__ = [
 
 logger = get_logger(__name__)
 
-REFINEMENT_METHODS = ("orthogonal", "least_squares")
 MAPS_FILE = "alignment_maps.safetensors"
 META_FILE = "alignment_maps.json"
 _FORMAT_VERSION = 1

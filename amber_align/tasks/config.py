@@ -13,13 +13,12 @@ from typing import Any
 
 from transformers import TrainingArguments
 
+from amber_align.choices import FINETUNE_TASKS, POOLING_MODES, QA_NORMALIZATIONS, TASKS
 from amber_align.errors import ConfigError
 from amber_align.trainers.config_utils import check_choice, check_range, validate_fields
 
 __all__ = ["TaskConfig", "TASKS", "FINETUNE_TASKS"]
 
-FINETUNE_TASKS = ("ner", "nli", "qa")
-TASKS = FINETUNE_TASKS + ("xsr", "bucc")
 
 _OWN_FIELDS = (
     "task", "model_name_or_path", "tokenizer_name_or_path", "train_data", "eval_data", "languages", "data_dir",
@@ -36,10 +35,11 @@ _OWN_FIELDS = (
 class TaskConfig(TrainingArguments):
     """Fields of a zero-shot transfer run (DESIGN.md, "Evaluation protocols")."""
 
-    task: str = field(default="nli", metadata={"help": f"Task: one of {TASKS} (xsr, bucc: evaluation only)."})
+    task: str = field(default="nli", metadata={"choices": TASKS,
+                                               "help": f"Task: one of {TASKS} (xsr, bucc: evaluation only)."})
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Encoder (aligned or not) to fine-tune, or a fine-tuned task model to evaluate: a Hub id "
+        metadata={"aliases": ["--model"], "help": "Encoder (aligned or not) to fine-tune, or a fine-tuned task model to evaluate: a Hub id "
                           "or a local directory."},
     )
     tokenizer_name_or_path: str | None = field(
@@ -84,7 +84,8 @@ class TaskConfig(TrainingArguments):
     n_best_size: int = field(default=20, metadata={"help": "qa: start/end candidates considered per window."})
     qa_normalization: str = field(
         default="auto",
-        metadata={"help": "qa answer normalisation: 'squad' (SQuAD v1.1 script), 'mlqa' (MLQA's per-language "
+        metadata={"choices": QA_NORMALIZATIONS,
+                  "help": "qa answer normalisation: 'squad' (SQuAD v1.1 script), 'mlqa' (MLQA's per-language "
                           "rules), or 'auto' (mlqa for the languages MLQA defines rules for: ar, de, en, es, hi, "
                           "vi, zh; squad for the others, e.g. th, where whitespace tokens would make F1 = EM)."},
     )
@@ -92,7 +93,9 @@ class TaskConfig(TrainingArguments):
         default=None, metadata={"help": "Use only the first N training examples (CPU-sized runs)."}
     )
     max_eval_examples: int | None = field(
-        default=None, metadata={"help": "Evaluate only the first N examples (sentences for xsr/bucc) per language."}
+        default=None,
+        metadata={"aliases": ["--max_sentences"],
+                  "help": "Evaluate only the first N examples (sentences for xsr/bucc) per language."}
     )
     layer: int = field(default=-1, metadata={"help": "xsr/bucc: hidden layer for mean pooling (-1 = last)."})
     bucc_k: int = field(default=4, metadata={"help": "bucc: neighbours in the ratio margin (k = 4)."})
@@ -137,7 +140,8 @@ class TaskConfig(TrainingArguments):
         metadata={"help": "continual: the frozen original encoder f0 of the anchor MSE (default: "
                           "model_name_or_path, the encoder fine-tuning starts from)."},
     )
-    continual_pooling: str = field(default="mean", metadata={"help": "continual: word vector from subwords."})
+    continual_pooling: str = field(default="mean", metadata={"choices": POOLING_MODES,
+                                                             "help": "continual: word vector from subwords."})
     run_name_in_results: str | None = field(
         default=None, metadata={"help": "Name shown for this run in results.md and plots (default: the model)."}
     )
@@ -147,8 +151,6 @@ class TaskConfig(TrainingArguments):
             self.languages = [lang.strip() for lang in self.languages.split(",") if lang.strip()]
         validate_fields(self, _OWN_FIELDS)
         owner = type(self).__name__
-        check_choice(owner, "task", self.task, TASKS)
-        check_choice(owner, "qa_normalization", self.qa_normalization, ("auto", "squad", "mlqa"))
         check_range(owner, "max_seq_length", self.max_seq_length, low=8)
         check_range(owner, "doc_stride", self.doc_stride, low=0)
         check_range(owner, "max_answer_length", self.max_answer_length, low=1)
@@ -160,7 +162,6 @@ class TaskConfig(TrainingArguments):
         check_range(owner, "continual_batch_size", self.continual_batch_size, low=1)
         check_range(owner, "continual_link_weight", self.continual_link_weight, low=0)
         check_range(owner, "continual_anchor_weight", self.continual_anchor_weight, low=0)
-        check_choice(owner, "continual_pooling", self.continual_pooling, ("first", "last", "mean"))
         if self.continual_alignment and not self.continual_data:
             raise ConfigError(f"{owner}.continual_data: continual_alignment needs parallel sources, got none")
         if self.task == "qa" and self.doc_stride >= self.max_seq_length:

@@ -14,6 +14,7 @@ from typing import Any
 from transformers import TrainingArguments
 from transformers.utils import is_torch_bf16_gpu_available
 
+from amber_align.choices import SYMMETRIZATIONS
 from amber_align.errors import ConfigError
 from amber_align.losses.pooling import POOLING_MODES
 from amber_align.trainers.config_utils import check_choice, check_range, validate_fields
@@ -22,7 +23,6 @@ __all__ = ["AlignmentConfig", "SYMMETRIZATIONS"]
 
 logger = logging.getLogger(__name__)  # config code: no accelerate state needed
 
-SYMMETRIZATIONS = ("intersection", "union", "grow-diag", "grow-diag-final", "grow-diag-final-and")
 
 # Fields declared here (type-checked in __post_init__; TrainingArguments checks its own).
 _OWN_FIELDS = (
@@ -41,7 +41,7 @@ class AlignmentConfig(TrainingArguments):
     method: str = field(default="cao", metadata={"help": "Alignment method; `amber-align align` dispatches on it."})
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Encoder to align: a Hub id (e.g. bert-base-multilingual-cased) or a local directory."},
+        metadata={"aliases": ["--model"], "help": "Encoder to align: a Hub id (e.g. bert-base-multilingual-cased) or a local directory."},
     )
     tokenizer_name_or_path: str | None = field(
         default=None, metadata={"help": "Tokenizer (default: the model's). Must match the model's vocabulary."}
@@ -76,7 +76,8 @@ class AlignmentConfig(TrainingArguments):
     )
     symmetrization: str = field(
         default="intersection",
-        metadata={"help": f"How forward and reverse eflomal links are combined when the package aligns the corpus "
+        metadata={"choices": SYMMETRIZATIONS,
+                  "help": f"How forward and reverse eflomal links are combined when the package aligns the corpus "
                           f"itself: one of {SYMMETRIZATIONS}."},
     )
     one_to_one: bool = field(default=True, metadata={"help": "Keep only one-to-one links (Cao)."})
@@ -98,7 +99,8 @@ class AlignmentConfig(TrainingArguments):
         default=-1, metadata={"help": "Hidden layer whose vectors are aligned: -1 = last, k = hidden_states[k]."}
     )
     pooling: str = field(
-        default="mean", metadata={"help": f"Word vector from its subwords: one of {POOLING_MODES} (Cao: last)."}
+        default="mean", metadata={"choices": POOLING_MODES,
+                                  "help": f"Word vector from its subwords: one of {POOLING_MODES} (Cao: last)."}
     )
     allow_pickle_weights: bool = field(
         default=False,
@@ -146,8 +148,6 @@ class AlignmentConfig(TrainingArguments):
     def __post_init__(self) -> None:
         validate_fields(self, _OWN_FIELDS)
         owner = type(self).__name__
-        check_choice(owner, "pooling", self.pooling, POOLING_MODES)
-        check_choice(owner, "symmetrization", self.symmetrization, SYMMETRIZATIONS)
         check_range(owner, "max_length", self.max_length, low=2)
         check_range(owner, "max_words", self.max_words, low=1)
         check_range(owner, "eval_split_size", self.eval_split_size, low=0)

@@ -11,6 +11,10 @@
 - A frozen teacher, when a method needs one, is loaded separately, frozen, prepared with
   ``accelerator.prepare_model(..., evaluation_mode=True)`` and never saved: it is not a submodule of the model.
 - Eval: ``prediction_step`` returns the summed loss; ``evaluate`` also reports ``eval_<part>`` for every part.
+- Inputs, as TRL's trainers take them (:meth:`AlignmentTrainer.resolve_inputs`): ``model`` may be a module, a Hub id
+  / folder, or None (``args.model_name_or_path``); the tokenizer defaults to the model's; ``train_dataset`` may be
+  a raw parallel ``datasets.Dataset`` (prepared here by ``amber_align.data.prepare.prepare_parallel_data``), the
+  encoded pairs of ``build_alignment_datasets`` (used as they are), or None (``args.train_data`` is read).
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import Trainer
 
+from amber_align.errors import ConfigError
 from amber_align.hub.mixin import ModelCardMixin
 from amber_align.logging_utils import get_logger
-from amber_align.modeling import freeze_pooler, load_encoder
+from amber_align.modeling import freeze_pooler, load_encoder, load_tokenizer
 from amber_align.trainers.common import LossPartsLogging, prepare_frozen_teacher
 from amber_align.trainers.sampler import MultiPairBatchSampler
 
@@ -56,6 +61,58 @@ class AlignmentTrainer(ModelCardMixin, LossPartsLogging, Trainer):
     def load_model(cls, args: Any) -> torch.nn.Module:
         """The model this method trains, loaded from ``args.model_name_or_path`` (a plain encoder by default)."""
         return load_encoder(args.model_name_or_path, allow_pickle_weights=getattr(args, "allow_pickle_weights", False))
+
+    @classmethod
+    def resolve_inputs(cls, model: Any, args: Any, processing_class: Any, train_dataset: Any, eval_dataset: Any,
+                       *, need_tokenizer: bool = True) -> tuple[Any, Any, Any, Any]:
+        """``(model, tokenizer, train_dataset, eval_dataset)`` ready for the trainer, from what the user passed.
+
+        - ``args`` missing: ``ConfigError``. ``model`` a string: that Hub id / folder (and ``args.model_name_or_path``
+          when unset, so the frozen teacher is the same model); None: ``cls.load_model(args)``.
+        - ``processing_class`` None: the tokenizer of ``args.tokenizer_name_or_path`` or of the model (when
+          ``need_tokenizer``, i.e. no data collator was given, or data must be prepared); checked against the
+          model's embeddings when either was loaded here.
+        - ``train_dataset`` None: ``args.train_data`` through ``build_alignment_datasets`` (its held-out half
+          becomes ``eval_dataset`` when none is given); a raw parallel ``datasets.Dataset``: prepared with
+          ``args``' data settings; already encoded (or a stream): used as it is. The same for ``eval_dataset``.
+        """
+        from amber_align.data.prepare import build_alignment_datasets, is_encoded, prepare_parallel_data
+        from amber_align.tokenization import check_tokenizer_matches_model
+
+        if args is None:
+            raise ConfigError(f"{cls.__name__} needs args= (its method config, e.g. CaoConfig(output_dir=...))")
+        loaded = False
+        if isinstance(model, str):
+            if args.model_name_or_path is None:
+                args.model_name_or_path = model
+            elif args.model_name_or_path != model:
+                raise ConfigError(f"{cls.__name__}: model={model!r} but args.model_name_or_path="
+                                  f"{args.model_name_or_path!r}; give the model once")
+            model = None
+        if model is None:
+            if args.model_name_or_path is None:
+                raise ConfigError(f"{cls.__name__}: no model given: pass model= (a module, a Hub id or a folder) "
+                                  "or set model_name_or_path in the config")
+            model, loaded = cls.load_model(args), True
+        tokenizer = processing_class
+        name = args.tokenizer_name_or_path or args.model_name_or_path
+        raw = [d for d in (train_dataset, eval_dataset) if d is not None and not isinstance(d, dict)
+               and not is_encoded(d)]
+        if tokenizer is None and (need_tokenizer or raw or (train_dataset is None and args.train_data)):
+            if name is None:
+                raise ConfigError(f"{cls.__name__}: no tokenizer: pass processing_class= or set "
+                                  "tokenizer_name_or_path / model_name_or_path in the config")
+            tokenizer, loaded = load_tokenizer(name), True
+        if loaded:
+            check_tokenizer_matches_model(tokenizer, model, name=name)
+        if train_dataset is None and args.train_data:
+            train_dataset, held_out = build_alignment_datasets(args, tokenizer)
+            eval_dataset = held_out if eval_dataset is None else eval_dataset
+        elif train_dataset is not None and not is_encoded(train_dataset):
+            train_dataset = prepare_parallel_data(train_dataset, args, tokenizer, what="train_dataset")
+        if eval_dataset is not None and not isinstance(eval_dataset, dict) and not is_encoded(eval_dataset):
+            eval_dataset = prepare_parallel_data(eval_dataset, args, tokenizer, what="eval_dataset")
+        return model, tokenizer, train_dataset, eval_dataset
 
     # ----- teacher -------------------------------------------------------------------------------------------
     def needs_teacher(self) -> bool:

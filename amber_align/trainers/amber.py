@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from amber_align.choices import SO_GUIDES
 from amber_align.attention import last_layer_attention
 from amber_align.errors import ConfigError
 from amber_align.logging_utils import get_logger
@@ -47,7 +48,6 @@ __all__ = ["AmberConfig", "AmberTrainer"]
 logger = get_logger(__name__)
 
 _WEIGHTS = ("mlm_weight", "tlm_weight", "sa_weight", "wa_weight", "cao_weight", "so_weight")
-SO_GUIDES = ("self", "links")
 
 
 @dataclass
@@ -68,7 +68,8 @@ class AmberConfig(AlignmentConfig):
         default=0.0, metadata={"help": "Weight of awesome-align's self-training objective (SO) on the softmax "
                                        "alignment probabilities of layer so_layer."})
     so_guide: str = field(
-        default="self", metadata={"help": f"SO guide: one of {SO_GUIDES}; 'self' = the model's own softmax "
+        default="self", metadata={"choices": SO_GUIDES,
+                                  "help": f"SO guide: one of {SO_GUIDES}; 'self' = the model's own softmax "
                                           "extraction (detached), 'links' = the data's word links (eflomal/gold)."})
     so_threshold: float = field(
         default=1e-3, metadata={"help": "SO with so_guide='self': probability threshold of the guide links."})
@@ -83,14 +84,16 @@ class AmberConfig(AlignmentConfig):
     sa_symmetric: bool = field(
         default=False, metadata={"help": "SA in both directions (x→y and y→x, averaged); the paper uses x→y."})
     sa_similarity: str = field(
-        default="dot", metadata={"help": f"SA similarity: one of {SIMILARITIES} ('dot' = the paper's raw dot "
+        default="dot", metadata={"choices": SIMILARITIES,
+                                 "help": f"SA similarity: one of {SIMILARITIES} ('dot' = the paper's raw dot "
                                          f"product; 'cosine' divides by sa_temperature)."})
     sa_temperature: float = field(
         default=1.0, metadata={"help": "SA softmax temperature (try 0.05 with cosine; the paper's dot: 1)."})
     sa_gather: bool = field(
         default=True, metadata={"help": "Take SA negatives from every process (autograd-aware all_gather)."})
     anchor: str = field(
-        default="frozen", metadata={"help": "Cao part: anchor-side target 'frozen' = f0(t) or 'current' = f(t)."})
+        default="frozen", metadata={"choices": ANCHOR_MODES,
+                                    "help": "Cao part: anchor-side target 'frozen' = f0(t) or 'current' = f(t)."})
     anchor_weight: float = field(default=1.0, metadata={"help": "Cao part: λ, weight of the anchor MSE."})
     link_weight: float = field(default=1.0, metadata={"help": "Cao part: weight of the aligned-word MSE."})
     learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (ours, for continued training)."})
@@ -129,13 +132,10 @@ class AmberConfig(AlignmentConfig):
         if self.mask_replace_prob + self.random_replace_prob > 1:
             raise ConfigError(f"{owner}: mask_replace_prob + random_replace_prob must be <= 1, got "
                               f"{self.mask_replace_prob} + {self.random_replace_prob}")
-        check_choice(owner, "sa_similarity", self.sa_similarity, SIMILARITIES)
         if not self.sa_temperature > 0:
             raise ConfigError(f"{owner}.sa_temperature: must be > 0, got {self.sa_temperature}")
-        check_choice(owner, "anchor", self.anchor, ANCHOR_MODES)
         check_range(owner, "anchor_weight", self.anchor_weight, low=0)
         check_range(owner, "link_weight", self.link_weight, low=0)
-        check_choice(owner, "so_guide", self.so_guide, SO_GUIDES)
         if not 0 < self.so_threshold < 1:
             raise ConfigError(f"{owner}.so_threshold: expected a probability in (0, 1), got {self.so_threshold}")
         super().__post_init__()
@@ -159,18 +159,18 @@ def _vocab_projection_on(head: torch.nn.Module, index: torch.Tensor) -> Iterator
 
 
 class AmberTrainer(AlignmentTrainer):
-    """Trainer for ``AmberConfig``. With MLM/TLM on, pass a ``*ForMaskedLM`` model (``load_masked_lm``); otherwise
-    a plain encoder. The dataset is the output of ``amber_align.data.encoding.encode_aligned_pairs`` (links are
-    used only by the Cao part)."""
+    """Trainer for ``AmberConfig``. ``model``: a module (with MLM/TLM on, a ``*ForMaskedLM``: ``load_masked_lm``;
+    otherwise a plain encoder), a Hub id / folder, or None for ``args.model_name_or_path`` (the right class is
+    loaded by :meth:`load_model`). ``train_dataset``: a raw parallel ``datasets.Dataset``, encoded pairs, or None
+    to read ``args.train_data``, as for ``CaoTrainer`` (links are used only by the Cao and SO-with-links parts)."""
 
     count_keys = ("num_pairs", "num_masked_tokens", "num_mlm_masked_tokens", "num_links", "num_anchor_tokens")
 
-    def __init__(self, model=None, args: AmberConfig | None = None, data_collator=None, processing_class=None,
-                 teacher: torch.nn.Module | None = None, train_dataset=None, eval_dataset=None, **kwargs: Any):
-        if args is None:
-            raise ValueError("AmberTrainer needs args=AmberConfig(...)")
-        if model is None:
-            raise ValueError("AmberTrainer needs a model (AmberTrainer.load_model(args) loads the right class)")
+    def __init__(self, model: torch.nn.Module | str | None = None, args: AmberConfig | None = None,
+                 data_collator=None, processing_class=None, teacher: torch.nn.Module | None = None,
+                 train_dataset=None, eval_dataset=None, **kwargs: Any):
+        model, processing_class, train_dataset, eval_dataset = self.resolve_inputs(
+            model, args, processing_class, train_dataset, eval_dataset, need_tokenizer=data_collator is None)
         self._masked_lm = args.uses_masked_lm()
         if self._masked_lm and not isinstance(model.get_output_embeddings(), torch.nn.Linear):
             raise ConfigError(
@@ -178,8 +178,6 @@ class AmberTrainer(AlignmentTrainer):
                 "load it with amber_align.modeling.load_masked_lm or AutoModelForMaskedLM")
         pair = args.tlm_weight > 0 or args.wa_weight > 0
         if data_collator is None:
-            if processing_class is None:
-                raise ValueError("AmberTrainer needs processing_class (the tokenizer) or a data_collator")
             data_collator = AmberCollator(
                 processing_class, pooling=args.pooling, pair=pair, tlm=args.tlm_weight > 0,
                 mlm=args.mlm_weight > 0, mlm_probability=args.mlm_probability,

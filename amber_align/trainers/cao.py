@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from amber_align.choices import ANCHOR_MODES, POOLING_MODES
 from amber_align.errors import ConfigError
 from amber_align.losses.cao import CaoLoss
 from amber_align.losses.pooling import pool_segments
@@ -24,7 +25,6 @@ from amber_align.trainers.pair_collator import AlignedPairCollator
 
 __all__ = ["CaoConfig", "CaoTrainer", "ANCHOR_MODES", "cao_loss_parts"]
 
-ANCHOR_MODES = ("frozen", "current")
 
 
 @dataclass
@@ -35,12 +35,15 @@ class CaoConfig(AlignmentConfig):
     method: str = field(default="cao", metadata={"help": "Alignment method; 'cao' for this config."})
     anchor: str = field(
         default="frozen",
-        metadata={"help": "Target of the aligned-word term for the anchor side: 'frozen' = f0(t) (Cao's code) or "
+        metadata={"choices": ANCHOR_MODES,
+                  "help": "Target of the aligned-word term for the anchor side: 'frozen' = f0(t) (Cao's code) or "
                           "'current' = f(t), with gradient (Efimov's code)."},
     )
     anchor_weight: float = field(default=1.0, metadata={"help": "λ: weight of the anchor (regularisation) MSE."})
     link_weight: float = field(default=1.0, metadata={"help": "Weight of the aligned-word MSE."})
-    pooling: str = field(default="mean", metadata={"help": "Word vector from subwords: first | last (Cao) | mean (Efimov)."})
+    pooling: str = field(
+        default="mean",
+        metadata={"choices": POOLING_MODES, "help": "Word vector from subwords: first | last (Cao) | mean (Efimov)."})
     # Cao's optimiser recipe as defaults
     learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate (Cao: 5e-5)."})
     adam_beta2: float = field(default=0.98, metadata={"help": "Adam β2 (Cao: 0.98)."})
@@ -81,31 +84,33 @@ class CaoConfig(AlignmentConfig):
                 raise ConfigError("CaoConfig.teacher_cache: not available with streaming=true (a streamed corpus "
                                   f"is too large to cache and is read once per pass); got {self.teacher_cache!r}")
         check_choice(type(self).__name__, "method", self.method, ("cao",))
-        check_choice(type(self).__name__, "anchor", self.anchor, ANCHOR_MODES)
         check_range(type(self).__name__, "anchor_weight", self.anchor_weight, low=0)
         check_range(type(self).__name__, "link_weight", self.link_weight, low=0)
         super().__post_init__()
 
 
 class CaoTrainer(AlignmentTrainer):
-    """Trainer for ``CaoConfig``. Pass the model to align as ``model``; the frozen original is loaded from
-    ``args.model_name_or_path`` unless given as ``teacher`` (a separate object, never the trained model).
+    """Trainer for ``CaoConfig``. ``model``: the encoder to align (a module, a Hub id / folder, or None for
+    ``args.model_name_or_path``); the frozen original is loaded from ``args.model_name_or_path`` unless given as
+    ``teacher`` (a separate object, never the trained model).
 
-    The training dataset is the output of ``amber_align.data.encoding.encode_aligned_pairs``.
+    ``train_dataset``: a raw parallel ``datasets.Dataset`` (``src``, ``tgt``, ``src_lang``, ``tgt_lang``, optional
+    ``links``; or a ``translation`` column), which the trainer prepares with ``args``' data settings; the encoded
+    pairs of ``amber_align.data.prepare.build_alignment_datasets``; or None to read ``args.train_data``
+    (``AlignmentTrainer.resolve_inputs``).
     """
 
     count_keys = ("num_links", "num_anchor_tokens")
 
-    def __init__(self, model=None, args: CaoConfig | None = None, data_collator=None, processing_class=None,
+    def __init__(self, model: torch.nn.Module | str | None = None, args: CaoConfig | None = None,
+                 data_collator=None, train_dataset=None, eval_dataset=None, processing_class=None,
                  teacher: torch.nn.Module | None = None, **kwargs: Any):
-        if args is None:
-            raise ValueError("CaoTrainer needs args=CaoConfig(...)")
+        model, processing_class, train_dataset, eval_dataset = self.resolve_inputs(
+            model, args, processing_class, train_dataset, eval_dataset, need_tokenizer=data_collator is None)
         if data_collator is None:
-            if processing_class is None:
-                raise ValueError("CaoTrainer needs processing_class (the tokenizer) or a data_collator")
             data_collator = AlignedPairCollator(pad_token_id=processing_class.pad_token_id, pooling=args.pooling)
         super().__init__(model=model, args=args, data_collator=data_collator, processing_class=processing_class,
-                         teacher=teacher, **kwargs)
+                         teacher=teacher, train_dataset=train_dataset, eval_dataset=eval_dataset, **kwargs)
         self.loss_fn = CaoLoss(link_weight=args.link_weight, anchor_weight=args.anchor_weight)
         self.teacher_cache = None
         if getattr(args, "teacher_cache", None) and self.train_dataset is not None:
@@ -118,7 +123,7 @@ class CaoTrainer(AlignmentTrainer):
                                                      build_or_load_teacher_cache)
 
         if self.processing_class is None:
-            raise ValueError("CaoConfig.teacher_cache: pass processing_class (the tokenizer): the cache is keyed by it")
+            raise ConfigError("CaoConfig.teacher_cache: pass processing_class (the tokenizer): the cache is keyed by it")
         if not hasattr(self.train_dataset, "add_column"):
             raise ConfigError("CaoConfig.teacher_cache: needs a map-style datasets.Dataset as train_dataset, got "
                               f"{type(self.train_dataset).__name__}")

@@ -62,14 +62,18 @@ def check_type(owner: str, name: str, value: Any, annotation: Any) -> None:
 
 
 def validate_fields(obj: Any, names: Iterable[str] | None = None) -> None:
-    """Type-check the dataclass fields ``names`` of ``obj`` (default: all) against their annotations."""
+    """Type-check the dataclass fields ``names`` of ``obj`` (default: all) against their annotations, and check
+    the value of every field whose metadata names its ``choices`` (the one definition ``--help`` shows too)."""
     hints = typing.get_type_hints(type(obj))
     owner = type(obj).__name__
     wanted = set(names) if names is not None else None
     for f in dataclasses.fields(obj):
         if wanted is not None and f.name not in wanted:
             continue
-        check_type(owner, f.name, getattr(obj, f.name), hints.get(f.name, Any))
+        value = getattr(obj, f.name)
+        check_type(owner, f.name, value, hints.get(f.name, Any))
+        if "choices" in f.metadata and value is not None:
+            check_choice(owner, f.name, value, f.metadata["choices"])
 
 
 def check_choice(owner: str, name: str, value: Any, choices: Iterable[Any]) -> None:

@@ -1,0 +1,34 @@
+"""The allowed values of every closed-set setting, defined once.
+
+Configs name them in their fields' ``choices`` metadata (so ``amber-align align --help`` shows them and the command
+line refuses others), ``__post_init__`` checks Python and YAML values against the same tuples, and the CLI's own
+flags (``word-align``, ``extract-alignments``, ``finetune``, ``evaluate``, ``refine``) read them from here. This
+module imports nothing, so building the command line stays fast.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ANCHOR_MODES", "EXTRACTION_METHODS", "EXTRACTION_SIMILARITIES", "FINETUNE_TASKS", "POOLING_MODES",
+           "QA_NORMALIZATIONS", "REFINEMENT_METHODS", "SA_SIMILARITIES", "SO_GUIDES", "SYMMETRIZATIONS", "TASKS"]
+
+POOLING_MODES = ("first", "last", "mean")
+"""Word vector from its subwords (Cao et al. 2020: last; Efimov et al. 2022: mean)."""
+SYMMETRIZATIONS = ("intersection", "union", "grow-diag", "grow-diag-final", "grow-diag-final-and")
+"""How forward and reverse eflomal links are combined (Koehn et al.'s heuristics)."""
+ANCHOR_MODES = ("frozen", "current")
+"""Cao loss, anchor-side target: the frozen original f0(t) (Cao's code) or the trained model f(t) (Efimov's)."""
+SA_SIMILARITIES = ("dot", "cosine")
+"""AMBER sentence alignment: raw dot product (the paper) or cosine / temperature."""
+SO_GUIDES = ("self", "links")
+"""awesome-align self-training guide: the model's own softmax extraction, or the data's word links."""
+EXTRACTION_METHODS = ("softmax", "argmax", "itermax")
+"""Word alignments from an encoder: awesome-align's softmax, SimAlign's argmax and IterMax."""
+EXTRACTION_SIMILARITIES = ("auto", "cosine", "dot")
+"""Similarity for extraction; auto = dot for softmax, cosine for argmax/itermax."""
+FINETUNE_TASKS = ("ner", "nli", "qa")
+TASKS = FINETUNE_TASKS + ("xsr", "bucc")
+"""Zero-shot transfer tasks; xsr (Tatoeba) and bucc are evaluation only."""
+QA_NORMALIZATIONS = ("auto", "squad", "mlqa")
+"""QA answer normalisation: the SQuAD v1.1 script's, MLQA's per-language rules, or auto by test set."""
+REFINEMENT_METHODS = ("orthogonal", "least_squares")
+"""Wang et al.'s per-layer maps: orthogonal Procrustes or least squares."""
