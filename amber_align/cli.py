@@ -143,11 +143,6 @@ def _task_config(command: str, extra: list[str]) -> tuple[Any, dict[str, Any]]:
     if command == "finetune" and values["task"] not in FINETUNE_TASKS:
         raise ConfigError(f"finetune: --task must be one of {FINETUNE_TASKS} (got {values['task']!r}); "
                           "xsr and bucc are evaluation only: amber-align evaluate --task ...")
-    languages = values.get("languages")
-    if isinstance(languages, list) and any(isinstance(x, str) and "," in x for x in languages):  # --languages es,de
-        values["languages"] = [lang.strip() for x in languages for lang in str(x).split(",") if lang.strip()]
-    elif isinstance(languages, str):
-        values["languages"] = [lang.strip() for lang in languages.split(",") if lang.strip()]
     if command == "evaluate" and not path and "output_dir" not in values:
         values["output_dir"] = "amber-align-eval"
     return build_config(values, source=path or "command line", config_class=TaskConfig), own

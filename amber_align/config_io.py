@@ -27,10 +27,9 @@ import sys
 import types
 import typing
 from collections.abc import Mapping, Sequence
+from enum import Enum
 from pathlib import Path
 from typing import Any
-
-from enum import Enum
 
 import yaml
 from transformers import HfArgumentParser

@@ -181,7 +181,8 @@ def test_cli_bad_value_exits_2_with_one_line(tmp_path, capsys):
 def test_duplicate_yaml_key_is_refused_naming_both_lines(tmp_path):
     path = tmp_path / "dup.yaml"
     path.write_text("method: cao\nmax_steps: 5\npooling: last\nmax_steps: 50\n", encoding="utf-8")
-    with pytest.raises(DataFormatError, match=r"dup.yaml:4: invalid YAML: duplicate key 'max_steps' \(first on line 2\)"):
+    message = r"dup.yaml:4: invalid YAML: duplicate key 'max_steps' \(first on line 2\)"
+    with pytest.raises(DataFormatError, match=message):
         load_config(path)
     nested = tmp_path / "nested.yaml"
     nested.write_text("train_data:\n  - {file: a, file: b}\n", encoding="utf-8")

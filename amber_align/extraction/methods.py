@@ -17,9 +17,9 @@ extractor leaves them out), so they are never linked.
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from amber_align.choices import EXTRACTION_METHODS
-from torch import Tensor
 
 __all__ = ["EXTRACTION_METHODS", "argmax_links", "itermax_links", "softmax_links", "softmax_probabilities",
            "apply_distortion", "extract_links", "valid_mask"]

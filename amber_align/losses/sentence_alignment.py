@@ -14,10 +14,10 @@ so the effective batch grows with the number of GPUs and 2 ranks × 8 pairs give
 from __future__ import annotations
 
 import torch
-
-from amber_align.choices import SA_SIMILARITIES as SIMILARITIES
 import torch.distributed as dist
 from torch import nn
+
+from amber_align.choices import SA_SIMILARITIES as SIMILARITIES
 
 __all__ = ["SentenceAlignmentLoss", "mean_pool", "gather_with_grad", "SIMILARITIES"]
 

@@ -15,10 +15,9 @@ from transformers import TrainingArguments
 
 from amber_align.choices import FINETUNE_TASKS, POOLING_MODES, QA_NORMALIZATIONS, TASKS
 from amber_align.errors import ConfigError
-from amber_align.trainers.config_utils import check_choice, check_range, validate_fields
+from amber_align.trainers.config_utils import check_range, validate_fields
 
 __all__ = ["TaskConfig", "TASKS", "FINETUNE_TASKS"]
-
 
 _OWN_FIELDS = (
     "task", "model_name_or_path", "tokenizer_name_or_path", "train_data", "eval_data", "languages", "data_dir",
@@ -39,7 +38,8 @@ class TaskConfig(TrainingArguments):
                                                "help": f"Task: one of {TASKS} (xsr, bucc: evaluation only)."})
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"aliases": ["--model"], "help": "Encoder (aligned or not) to fine-tune, or a fine-tuned task model to evaluate: a Hub id "
+        metadata={"aliases": ["--model"],
+                  "help": "Encoder (aligned or not) to fine-tune, or a fine-tuned task model to evaluate: a Hub id "
                           "or a local directory."},
     )
     tokenizer_name_or_path: str | None = field(
@@ -147,8 +147,10 @@ class TaskConfig(TrainingArguments):
     )
 
     def __post_init__(self) -> None:
-        if isinstance(self.languages, str):  # --languages es,de,fr on the command line
-            self.languages = [lang.strip() for lang in self.languages.split(",") if lang.strip()]
+        if isinstance(self.languages, str):  # languages: es,de,fr
+            self.languages = [self.languages]
+        if isinstance(self.languages, list) and all(isinstance(x, str) for x in self.languages):  # --languages es,de
+            self.languages = [lang.strip() for x in self.languages for lang in x.split(",") if lang.strip()]
         validate_fields(self, _OWN_FIELDS)
         owner = type(self).__name__
         check_range(owner, "max_seq_length", self.max_seq_length, low=8)

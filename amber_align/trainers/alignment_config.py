@@ -14,15 +14,13 @@ from typing import Any
 from transformers import TrainingArguments
 from transformers.utils import is_torch_bf16_gpu_available
 
-from amber_align.choices import SYMMETRIZATIONS
+from amber_align.choices import POOLING_MODES, SYMMETRIZATIONS
 from amber_align.errors import ConfigError
-from amber_align.losses.pooling import POOLING_MODES
-from amber_align.trainers.config_utils import check_choice, check_range, validate_fields
+from amber_align.trainers.config_utils import check_range, validate_fields
 
 __all__ = ["AlignmentConfig", "SYMMETRIZATIONS"]
 
 logger = logging.getLogger(__name__)  # config code: no accelerate state needed
-
 
 # Fields declared here (type-checked in __post_init__; TrainingArguments checks its own).
 _OWN_FIELDS = (
@@ -41,7 +39,8 @@ class AlignmentConfig(TrainingArguments):
     method: str = field(default="cao", metadata={"help": "Alignment method; `amber-align align` dispatches on it."})
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"aliases": ["--model"], "help": "Encoder to align: a Hub id (e.g. bert-base-multilingual-cased) or a local directory."},
+        metadata={"aliases": ["--model"],
+                  "help": "Encoder to align: a Hub id (e.g. bert-base-multilingual-cased) or a local directory."},
     )
     tokenizer_name_or_path: str | None = field(
         default=None, metadata={"help": "Tokenizer (default: the model's). Must match the model's vocabulary."}

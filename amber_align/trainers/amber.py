@@ -27,8 +27,8 @@ from typing import Any
 
 import torch
 
-from amber_align.choices import SO_GUIDES
 from amber_align.attention import last_layer_attention
+from amber_align.choices import SO_GUIDES
 from amber_align.errors import ConfigError
 from amber_align.logging_utils import get_logger
 from amber_align.losses.cao import CaoLoss

@@ -26,7 +26,6 @@ from amber_align.trainers.pair_collator import AlignedPairCollator
 __all__ = ["CaoConfig", "CaoTrainer", "ANCHOR_MODES", "cao_loss_parts"]
 
 
-
 @dataclass
 class CaoConfig(AlignmentConfig):
     """Cao et al. (2020) alignment; defaults follow their optimiser recipe (Adam β=(0.9, 0.98), ε=1e-9, lr 5e-5,
@@ -123,7 +122,8 @@ class CaoTrainer(AlignmentTrainer):
                                                      build_or_load_teacher_cache)
 
         if self.processing_class is None:
-            raise ConfigError("CaoConfig.teacher_cache: pass processing_class (the tokenizer): the cache is keyed by it")
+            raise ConfigError("CaoConfig.teacher_cache: pass processing_class (the tokenizer): the cache is keyed "
+                              "by it")
         if not hasattr(self.train_dataset, "add_column"):
             raise ConfigError("CaoConfig.teacher_cache: needs a map-style datasets.Dataset as train_dataset, got "
                               f"{type(self.train_dataset).__name__}")
