@@ -1,9 +1,9 @@
 """Parallel corpora -> one ``datasets.Dataset`` of word-tokenized sentence pairs with their word links.
 
-DESIGN.md "Data flow": a corpus comes as two line-aligned files, ``src ||| tgt`` lines, TSV/CSV/JSONL with named
-columns, or a ``datasets`` dataset (local, or a Hub id); word alignments come as a Pharaoh file line-parallel to
-the raw corpus. :func:`load_parallel` reads any number of language pairs into rows ``src, tgt, src_lang,
-tgt_lang, pair, src_words, tgt_words, links, has_links, line`` with language codes normalised
+A corpus comes as two line-aligned files, ``src ||| tgt`` lines, TSV/CSV/JSONL with named columns, or a
+``datasets`` dataset (local, or a Hub id; read by :mod:`amber_align.data.parallel_datasets`); word alignments come
+as a Pharaoh file line-parallel to the raw corpus. :func:`load_parallel` reads any number of language pairs into
+rows ``src, tgt, src_lang, tgt_lang, pair, src_words, tgt_words, links, has_links, line`` with language codes normalised
 (``languages.normalize_language``) and words from ``words.word_tokenize``. Why it is strict:
 
 * files are read as bytes and decoded per line, so a bad byte is reported with its file and line; lines are split
@@ -27,6 +27,7 @@ from typing import Any
 import datasets
 
 from amber_align.data.languages import is_known_language, normalize_language
+from amber_align.data.parallel_datasets import RawPairs, checked_text, from_dataset, load_dataset_source
 from amber_align.data.words import word_tokenize_batch
 from amber_align.errors import ConfigError, DataFormatError
 from amber_align.io_utils import read_text_lines
@@ -163,31 +164,6 @@ def _infer_language(path: str, field_name: str) -> str:
     raise ConfigError(f"{field_name} is not set and cannot be inferred from the file name {Path(path).name!r}")
 
 
-@dataclass
-class _Raw:
-    """One source as read: texts, 1-based line numbers, languages (one per row), links if the data had them."""
-
-    src: list[str]
-    tgt: list[str]
-    line: list[int]
-    src_lang: list[str]
-    tgt_lang: list[str]
-    links: list[list[list[int]]] | None = None
-    has_links: list[bool] | None = None
-
-
-def _text(value: Any, path: str, line: int, column: str) -> str:
-    if not isinstance(value, str):
-        raise DataFormatError(f"column {column!r} must hold text, found {type(value).__name__} {value!r:.60}",
-                              path=path, line=line)
-    try:
-        value.encode("utf-8")  # a JSON "\ud800" escape gives a lone surrogate, which no tokenizer accepts
-    except UnicodeEncodeError as err:
-        raise DataFormatError(f"column {column!r}: lone surrogate at character {err.start}", path=path,
-                              line=line) from None
-    return value
-
-
 def _read_bar(path: str) -> tuple[list[str], list[str], list[int]]:
     src, tgt = [], []
     for number, line in enumerate(_read_lines(path, "file"), 1):
@@ -259,85 +235,16 @@ def _read_jsonl(path: str, src_column: str, tgt_column: str) -> tuple[list[str],
         for column in (src_column, tgt_column):
             if column not in obj:
                 raise DataFormatError(f"no column {column!r}; columns found: {list(obj)}", path=path, line=number)
-        src.append(_text(obj[src_column], path, number, src_column))
-        tgt.append(_text(obj[tgt_column], path, number, tgt_column))
+        src.append(checked_text(obj[src_column], path, number, src_column))
+        tgt.append(checked_text(obj[tgt_column], path, number, tgt_column))
         numbers.append(number)
     return src, tgt, numbers
 
 
-def _load_dataset(source: ParallelSource) -> datasets.Dataset:
-    name = source.dataset
-    local = Path(name)
-    if local.is_file():  # else load_dataset would look for it on the Hub
-        raise ConfigError(f"dataset {name!r} is a local file: give it as file=... (a .tsv, .jsonl, .csv or bar file)")
-    try:
-        if not (local.is_dir() and any((local / f).exists() for f in ("state.json", "dataset_dict.json"))):
-            return datasets.load_dataset(name, source.dataset_config, split=source.split)
-        loaded = datasets.load_from_disk(str(local))
-    except (OSError, ValueError, ConnectionError) as err:
-        raise ConfigError(f"cannot load dataset {name!r} (config {source.dataset_config!r}, split "
-                          f"{source.split!r}): {type(err).__name__}: {err}") from err
-    if isinstance(loaded, datasets.DatasetDict):
-        if source.split not in loaded:
-            raise ConfigError(f"dataset {name!r} has no split {source.split!r}; splits: {list(loaded)}")
-        loaded = loaded[source.split]
-    return loaded
-
-
-def _from_translation(ds: datasets.Dataset, src_lang: str | None, tgt_lang: str | None, what: str) -> _Raw:
-    """A ``translation`` column of ``{lang: text}`` (the Hub's WMT/OPUS layout, ``datasets.Translation``): the two
-    languages are ``src_lang``/``tgt_lang`` when given, else the feature's (or the first row's) two keys."""
-    feature = ds.features["translation"]
-    if src_lang and tgt_lang:
-        keys = [src_lang, tgt_lang]
-    elif isinstance(feature, datasets.Translation):
-        keys = list(feature.languages)
-    else:
-        keys = list(ds[0]["translation"]) if len(ds) else []
-    if len(keys) != 2:
-        raise DataFormatError(f"{what}: the translation column holds {len(keys)} languages {keys}; set src_lang "
-                              "and tgt_lang to pick two")
-    texts: dict[str, list[str]] = {"src": [], "tgt": []}
-    for number, row in enumerate(ds["translation"], 1):
-        for side, key in zip(("src", "tgt"), keys):
-            if not isinstance(row, dict) or key not in row:
-                found = list(row) if isinstance(row, dict) else type(row).__name__
-                raise DataFormatError(f"translation has no {key!r} (found {found})", path=what, line=number)
-            texts[side].append(row[key])
-    columns = {**texts, **{c: ds[c] for c in ("links", "has_links") if c in ds.column_names}}
-    return _from_dataset(datasets.Dataset.from_dict(columns), "src", "tgt", keys[0], keys[1], what)
-
-
-def _from_dataset(ds: Any, src_column: str, tgt_column: str, src_lang: str | None, tgt_lang: str | None,
-                  what: str) -> _Raw:
-    if isinstance(ds, datasets.DatasetDict):
-        raise ConfigError(f"{what} is a DatasetDict with splits {list(ds)}; pass one split")
-    present = list(ds.column_names)
-    if "translation" in present and src_column not in present:
-        return _from_translation(ds, src_lang, tgt_lang, what)
-    needed = [src_column, tgt_column] + [c for c, v in (("src_lang", src_lang), ("tgt_lang", tgt_lang)) if not v]
-    missing = [c for c in needed if c not in present]
-    if missing:
-        hint = " (or set src_lang/tgt_lang)" if {"src_lang", "tgt_lang"} & set(missing) else ""
-        raise DataFormatError(f"{what}: missing column(s) {missing}{hint}; columns present: {present}")
-    n = len(ds)
-    src = [_text(v, what, i, src_column) for i, v in enumerate(ds[src_column], 1)]
-    tgt = [_text(v, what, i, tgt_column) for i, v in enumerate(ds[tgt_column], 1)]
-    langs, cache = [], {}  # normalise each distinct code once
-    for column, given in (("src_lang", src_lang), ("tgt_lang", tgt_lang)):
-        values = [given] * n if given else [_text(v, what, i, column) for i, v in enumerate(ds[column], 1)]
-        langs.append([cache[v] if v in cache else cache.setdefault(v, normalize_language(v)) for v in values])
-    raw = _Raw(src, tgt, list(range(1, n + 1)), langs[0], langs[1])
-    if "links" in present:
-        raw.links = [[list(link) for link in row] if row else [] for row in ds["links"]]
-        raw.has_links = [bool(x) for x in ds["has_links"]] if "has_links" in present else [True] * n
-    return raw
-
-
-def _read_source(source: ParallelSource) -> _Raw:
+def _read_source(source: ParallelSource) -> RawPairs:
     fmt = source.form()
     if fmt == "dataset":
-        return _from_dataset(_load_dataset(source), source.src_column, source.tgt_column, source.src_lang,
+        return from_dataset(load_dataset_source(source), source.src_column, source.tgt_column, source.src_lang,
                              source.tgt_lang, f"dataset {source.dataset!r}")
     if fmt == "lines":
         src_lang = source.src_lang or _infer_language(source.src_file, "src_lang")
@@ -358,7 +265,7 @@ def _read_source(source: ParallelSource) -> _Raw:
             src, tgt, numbers = _read_jsonl(source.file, source.src_column, source.tgt_column)
         else:
             src, tgt, numbers = _read_table(source.file, fmt, source.src_column, source.tgt_column)
-    return _Raw(src, tgt, numbers, [src_lang] * len(src), [tgt_lang] * len(src))
+    return RawPairs(src, tgt, numbers, [src_lang] * len(src), [tgt_lang] * len(src))
 
 
 # -------------------------------------------------------------------------------------------------- dedup, filtering
@@ -394,7 +301,7 @@ def _tokenize(texts: list[str], pretokenized: bool, num_proc: int | None) -> lis
     return word_tokenize_batch(texts)
 
 
-def _filter(raw: _Raw, source: ParallelSource | None, what: str, max_words: int | None, dedup: set[str],
+def _filter(raw: RawPairs, source: ParallelSource | None, what: str, max_words: int | None, dedup: set[str],
             pretokenized: bool, num_proc: int | None, keep_empty: bool) -> dict[str, list]:
     if not raw.src:
         raise DataFormatError("no pairs: the corpus is empty", path=what)
@@ -496,7 +403,7 @@ def load_parallel(
     for index, item in enumerate(items):
         if isinstance(item, (datasets.Dataset, datasets.DatasetDict)):
             what = f"dataset #{index} ({len(item)} rows)" if isinstance(item, datasets.Dataset) else f"dataset #{index}"
-            raw, source = _from_dataset(item, "src", "tgt", None, None, what), None
+            raw, source = from_dataset(item, "src", "tgt", None, None, what), None
         elif isinstance(item, (ParallelSource, Mapping)):
             source = item if isinstance(item, ParallelSource) else ParallelSource.from_dict(item)
             raw, what = _read_source(source), source.describe()
