@@ -36,7 +36,7 @@ from transformers import HfArgumentParser
 
 from amber_align.errors import ConfigError, DataFormatError
 from amber_align.trainers import get_method
-from amber_align.trainers.config_utils import check_type
+from amber_align.validation import check_type
 
 __all__ = ["ConfigLoader", "ConfigParser", "build_config", "load_config", "parse_overrides", "read_config_file"]
 

@@ -132,7 +132,7 @@ def test_sa_alone_trains_a_plain_encoder_and_tlm_needs_an_mlm_head(tmp_path):
     trainer.train()
     assert all("sa" in h and "tlm" not in h for h in trainer.state.log_history if "loss" in h)
     args = AmberConfig(output_dir=str(tmp_path / "o2"), model_name_or_path=str(d), use_cpu=True, report_to=[])
-    with pytest.raises(ConfigError, match=r"need a \*ForMaskedLM model, got BertModel"):
+    with pytest.raises(ConfigError, match=r"tlm_weight > 0: needs a \*ForMaskedLM model, got BertModel"):
         AmberTrainer(model=AutoModel.from_pretrained(d), args=args, processing_class=mbert_tokenizer(),
                      train_dataset=demo_pairs(mbert_tokenizer(), 4))
     assert type(AmberTrainer.load_model(args)).__name__ == "BertForMaskedLM"

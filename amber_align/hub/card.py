@@ -109,9 +109,14 @@ def _result_tables(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, s
 
 
 # ------------------------------------------------------------------ rendering
+def _method_tag(key: str) -> str:
+    method = METHODS.get(key)
+    return (method.tag if method is not None else "") or f"{key}-alignment"
+
+
 def _metadata(context: Mapping[str, Any], results: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     kind = context.get("kind", "aligned_encoder")
-    tags = list(BASE_TAGS) + [f"{m}-alignment" for m in context.get("methods") or []]
+    tags = list(BASE_TAGS) + [_method_tag(m) for m in context.get("methods") or []]
     if kind == "task_model" and context.get("task"):
         tags.append(f"zero-shot-{context['task']}")
     meta: dict[str, Any] = {

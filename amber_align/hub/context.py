@@ -268,15 +268,14 @@ def alignment_context(trainer: Any, *, tokens: int | None = None, started: float
     context = _common(trainer, "aligned_encoder", training_figures(trainer, tokens=tokens, started=started))
     sources = list(args.train_data) + list(args.eval_data)
     history = [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)]
+    methods = methods_for_alignment(args)
     context.update(
         method=args.method,
-        methods=methods_for_alignment(args.method, pooling=args.pooling, anchor=getattr(args, "anchor", None),
-                                      cao_weight=getattr(args, "cao_weight", 0.0)),
+        methods=methods,
         loss_parts=list(args.loss_parts()),
         languages=_languages([trainer.train_dataset, trainer.eval_dataset], args.anchor_language),
         anchor_language=args.anchor_language, pooling=args.pooling, layer=args.layer,
-        anchor=getattr(args, "anchor", None) if "cao" in methods_for_alignment(
-            args.method, cao_weight=getattr(args, "cao_weight", 0.0)) else None,
+        anchor=getattr(args, "anchor", None) if "cao" in methods else None,
         parallel_data=_parallel_rows(trainer.train_dataset, trainer.eval_dataset),
         sources=[describe_source(s) for s in sources], datasets=_hub_dataset_ids(sources),
         eval_losses=_plain({k: v for k, v in history[-1].items() if k.startswith("eval_") and "runtime" not in k

@@ -1,24 +1,32 @@
 """The methods a model card can name: a one-line description and the BibTeX entry of each paper.
 
-Cards cite exactly the methods a run used (``context["methods"]``): ``cao`` for Cao-style alignment, ``efimov``
-when Efimov et al.'s variant or continual learning was used, ``amber`` for AMBER's objectives, ``wang`` when
-refinement maps (``alignment_maps.json``) sit beside the checkpoint.
+Cards cite exactly the methods a run used (``context["methods"]``). For an alignment run they come from the
+registered objectives it turned on (``amber_align.objectives``: each objective names its keys here, by default its
+loss module's ``citations``): ``cao`` for Cao-style alignment, ``efimov`` when Efimov et al.'s variant was used,
+``amber`` for AMBER's objectives, ``xlm`` for TLM, ``awesome-align`` for the self-training objective. Task cards add
+``cao``/``efimov`` for continual learning, and ``wang`` when refinement maps (``alignment_maps.json``) sit beside
+the checkpoint. A new objective citing a new paper adds its entry with :func:`register_method`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Method", "METHODS", "methods_for_alignment"]
+from amber_align.errors import ConfigError
+
+__all__ = ["Method", "METHODS", "methods_for_alignment", "register_method"]
 
 
 @dataclass(frozen=True)
 class Method:
-    """A published method: short reference, what it does here, BibTeX."""
+    """A published method: short reference, what it does here, BibTeX, and the card's tag (default
+    ``<key>-alignment``)."""
 
     reference: str
     description: str
     bibtex: str
+    tag: str = ""
 
 
 METHODS: dict[str, Method] = {
@@ -60,6 +68,31 @@ METHODS: dict[str, Method] = {
   archivePrefix = {arXiv}
 }""",
     ),
+    "xlm": Method(
+        reference="Conneau & Lample, NeurIPS 2019 (XLM)",
+        description="translation language modelling (TLM): masked language modelling on a translation pair joined "
+                    "into one input, so that a masked word can be predicted from either language",
+        bibtex="""@inproceedings{conneau2019cross,
+  title     = {Cross-lingual Language Model Pretraining},
+  author    = {Conneau, Alexis and Lample, Guillaume},
+  booktitle = {Advances in Neural Information Processing Systems (NeurIPS)},
+  year      = {2019}
+}""",
+        tag="translation-language-modeling",
+    ),
+    "awesome-align": Method(
+        reference="Dou & Neubig, EACL 2021 (awesome-align)",
+        description="the self-training objective: the softmax alignment probabilities of a middle layer are "
+                    "trained towards the links extracted from them (or towards given word links)",
+        bibtex="""@inproceedings{dou2021word,
+  title     = {Word Alignment by Fine-tuning Embeddings on Parallel Corpora},
+  author    = {Dou, Zi-Yi and Neubig, Graham},
+  booktitle = {Proceedings of the 16th Conference of the European Chapter of the Association for Computational
+               Linguistics (EACL)},
+  year      = {2021}
+}""",
+        tag="awesome-align",
+    ),
     "wang": Method(
         reference="Wang, Xie, Xu, Yang, Neubig & Carbonell, ICLR 2020",
         description="per-layer linear maps (orthogonal Procrustes) fitted on aligned words, with vocabulary "
@@ -75,17 +108,18 @@ METHODS: dict[str, Method] = {
 }
 
 
-def methods_for_alignment(method: str, *, pooling: str | None = None, anchor: str | None = None,
-                          cao_weight: float = 0.0) -> list[str]:
-    """The method keys an alignment config uses: ``cao`` (+ ``efimov`` for mean pooling or the current model as
-    anchor), ``amber`` (+ ``cao`` when its Cao part is on)."""
+def register_method(key: str, method: Method, *, replace: bool = False) -> Method:
+    """Add a citable method (for a new objective's ``cites``); an existing key is refused unless ``replace``."""
+    if key in METHODS and not replace:
+        raise ConfigError(f"method {key!r} is registered already (pass replace=True)")
+    METHODS[key] = method
+    return method
+
+
+def methods_for_alignment(config: Any) -> list[str]:
+    """The method keys an alignment config cites: those of the objectives it turns on, in order, each once
+    (``AlignmentConfig.objectives()``)."""
     keys: list[str] = []
-    if method == "amber":
-        keys.append("amber")
-        if cao_weight > 0:
-            keys.append("cao")
-    elif method == "cao":
-        keys.append("cao")
-    if "cao" in keys and (pooling == "mean" or anchor == "current"):
-        keys.append("efimov")
+    for objective in config.objectives():
+        keys += [k for k in objective.citations(config) if k not in keys]
     return keys

@@ -18,16 +18,13 @@ from torch import nn
 
 __all__ = ["CaoLoss"]
 
-CITATION = (
-    "Steven Cao, Nikita Kitaev, Dan Klein. Multilingual Alignment of Contextual Word Representations. ICLR 2020.; "
-    "Efimov et al. The Impact of Cross-Lingual Adjustment of Contextual Word Representations on Zero-Shot Transfer. 2022."
-)
 
 
 class CaoLoss(nn.Module):
     """Aligned-word MSE plus anchor (regularisation) MSE; returns ``{"cao_link": ..., "cao_anchor": ...}``."""
 
-    citation = CITATION
+    #: keys of ``amber_align.hub.methods.METHODS``: the papers a model card cites for this loss
+    citations: tuple[str, ...] = ("cao",)
 
     def __init__(self, link_weight: float = 1.0, anchor_weight: float = 1.0):
         super().__init__()

@@ -20,15 +20,15 @@ from torch import nn
 
 from amber_align.extraction.methods import softmax_probabilities
 
-__all__ = ["SelfTrainingLoss", "CITATION"]
+__all__ = ["SelfTrainingLoss"]
 
-CITATION = ("Zi-Yi Dou, Graham Neubig. Word Alignment by Fine-tuning Embeddings on Parallel Corpora. EACL 2021.")
 
 
 class SelfTrainingLoss(nn.Module):
     """Returns ``{"so": weighted loss}``; see the module docstring for the formula."""
 
-    citation = CITATION
+    #: keys of ``amber_align.hub.methods.METHODS``: the papers a model card cites for this loss
+    citations: tuple[str, ...] = ("awesome-align",)
 
     def __init__(self, weight: float = 1.0, threshold: float = 1e-3):
         super().__init__()

@@ -22,10 +22,6 @@ from amber_align.choices import SA_SIMILARITIES as SIMILARITIES
 __all__ = ["SentenceAlignmentLoss", "mean_pool", "gather_with_grad", "SIMILARITIES"]
 
 
-CITATION = (
-    "Junjie Hu, Melvin Johnson, Orhan Firat, Aditya Siddhant, Graham Neubig. Explicit Alignment Objectives for "
-    "Multilingual Bidirectional Encoders. NAACL 2021."
-)
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -65,7 +61,8 @@ def gather_with_grad(local: torch.Tensor) -> tuple[torch.Tensor, int]:
 class SentenceAlignmentLoss(nn.Module):
     """In-batch softmax over sentence-vector similarities; returns ``{"sa": weighted loss}``."""
 
-    citation = CITATION
+    #: keys of ``amber_align.hub.methods.METHODS``: the papers a model card cites for this loss
+    citations: tuple[str, ...] = ("amber",)
 
     def __init__(self, weight: float = 1.0, *, symmetric: bool = False, similarity: str = "dot",
                  temperature: float = 1.0, gather: bool = True):

@@ -17,11 +17,6 @@ __all__ = ["TranslationLanguageModelingLoss", "IGNORE_INDEX"]
 
 IGNORE_INDEX = -100
 
-CITATION = (
-    "Junjie Hu, Melvin Johnson, Orhan Firat, Aditya Siddhant, Graham Neubig. Explicit Alignment Objectives for "
-    "Multilingual Bidirectional Encoders. NAACL 2021.; Alexis Conneau, Guillaume Lample. Cross-lingual Language "
-    "Model Pretraining. NeurIPS 2019."
-)
 
 
 class TranslationLanguageModelingLoss(nn.Module):
@@ -32,7 +27,8 @@ class TranslationLanguageModelingLoss(nn.Module):
     masked positions only.
     """
 
-    citation = CITATION
+    #: keys of ``amber_align.hub.methods.METHODS``: the papers a model card cites for this loss
+    citations: tuple[str, ...] = ("amber", "xlm")
 
     def __init__(self, weight: float = 1.0, name: str = "tlm"):
         super().__init__()

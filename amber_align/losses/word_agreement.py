@@ -23,10 +23,6 @@ __all__ = ["WordAlignmentAgreementLoss", "agreement_attention_masks", "additive_
 
 X_BLOCK, Y_BLOCK, PAD_BLOCK = 0, 1, -1
 
-CITATION = (
-    "Junjie Hu, Melvin Johnson, Orhan Firat, Aditya Siddhant, Graham Neubig. Explicit Alignment Objectives for "
-    "Multilingual Bidirectional Encoders. NAACL 2021."
-)
 
 
 def agreement_attention_masks(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,7 +56,8 @@ def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 class WordAlignmentAgreementLoss(nn.Module):
     """Trace agreement of the two attention directions; returns ``{"wa": weighted loss}``."""
 
-    citation = CITATION
+    #: keys of ``amber_align.hub.methods.METHODS``: the papers a model card cites for this loss
+    citations: tuple[str, ...] = ("amber",)
 
     def __init__(self, weight: float = 1.0):
         super().__init__()

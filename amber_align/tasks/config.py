@@ -15,7 +15,7 @@ from transformers import TrainingArguments
 
 from amber_align.choices import FINETUNE_TASKS, POOLING_MODES, QA_NORMALIZATIONS, TASKS
 from amber_align.errors import ConfigError
-from amber_align.trainers.config_utils import check_range, validate_fields
+from amber_align.validation import check_range, validate_fields
 
 __all__ = ["TaskConfig", "TASKS", "FINETUNE_TASKS"]
 

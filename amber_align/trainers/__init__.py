@@ -10,7 +10,8 @@ from amber_align.trainers.alignment_trainer import AlignmentTrainer
 from amber_align.trainers.amber import AmberConfig, AmberTrainer
 from amber_align.trainers.cao import CaoConfig, CaoTrainer
 
-__all__ = ["AlignmentConfig", "AlignmentTrainer", "AmberConfig", "AmberTrainer", "CaoConfig", "CaoTrainer", "METHODS", "get_method", "MethodSpec"]
+__all__ = ["AlignmentConfig", "AlignmentTrainer", "AmberConfig", "AmberTrainer", "CaoConfig", "CaoTrainer", "METHODS",
+           "get_method", "MethodSpec"]
 
 
 @dataclass(frozen=True)

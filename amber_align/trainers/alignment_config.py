@@ -16,7 +16,7 @@ from transformers.utils import is_torch_bf16_gpu_available
 
 from amber_align.choices import POOLING_MODES, SYMMETRIZATIONS
 from amber_align.errors import ConfigError
-from amber_align.trainers.config_utils import check_range, validate_fields
+from amber_align.validation import check_range, validate_fields
 
 __all__ = ["AlignmentConfig", "SYMMETRIZATIONS"]
 
@@ -136,13 +136,20 @@ class AlignmentConfig(TrainingArguments):
                           "(IterableDataset.shuffle(buffer_size=...)); larger mixes better, costs memory."},
     )
 
+    def objectives(self) -> list[Any]:
+        """The registered objectives (``amber_align.objectives``) this config trains: those whose weight field is
+        > 0 by default."""
+        from amber_align.objectives import enabled_objectives
+
+        return enabled_objectives(self)
+
     def loss_parts(self) -> tuple[str, ...]:
-        """Names of the loss parts this config trains (each is logged)."""
-        return ()
+        """Names of the loss parts this config trains (each is logged), in the objectives' order."""
+        return tuple(part for objective in self.objectives() for part in objective.parts)
 
     def needs_word_links(self) -> bool:
-        """Whether this config's losses use word links (so a corpus without them is word-aligned first)."""
-        return True
+        """Whether this config's objectives use word links (so a corpus without them is word-aligned first)."""
+        return any(objective.needs_links(self) for objective in self.objectives())
 
     def __post_init__(self) -> None:
         validate_fields(self, _OWN_FIELDS)
@@ -155,7 +162,8 @@ class AlignmentConfig(TrainingArguments):
             _check_streaming(self, owner)
         for i, src in enumerate(self.train_data + self.eval_data):
             if not isinstance(src, dict):
-                raise ConfigError(f"{owner}.train_data/eval_data[{i}]: expected a mapping of source fields, got {src!r}")
+                raise ConfigError(f"{owner}.train_data/eval_data[{i}]: expected a mapping of source fields, "
+                                  f"got {src!r}")
         # our trainers compute their own loss from custom columns: keep them for the collator
         self.remove_unused_columns = False
         if self.auto_bf16 and _bf16_gpu_run(self):

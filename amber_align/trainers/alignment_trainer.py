@@ -1,10 +1,12 @@
 """``AlignmentTrainer``: what every alignment trainer shares on top of ``transformers.Trainer``.
 
-- Loss parts: ``compute_loss_parts`` (implemented by each method) returns a dict of named, weighted tensors; they
-  are summed and backpropagated once, and each part is logged in ``log()`` as its mean over the logging window and
-  over processes (the same way the Trainer reports ``loss``).
-- Normalisation (DESIGN.md "Normalisation"): each part is a mean over its items counted globally. The counts named
-  in ``count_keys`` are summed over the gradient-accumulation window and gathered over processes in
+- Loss parts: ``compute_loss_parts`` returns a dict of named, weighted tensors, one or more per objective the config
+  turns on (``args.objectives()``, from the registry ``amber_align.objectives``); they are summed and
+  backpropagated once, and each part is logged in ``log()`` as its mean over the logging window and over processes
+  (the same way the Trainer reports ``loss``).
+- Normalisation (docs/methods.md "Normalisation"): each part is a mean over its items counted globally. The counts
+  named by the objectives (``count_keys``) are summed over the gradient-accumulation window and gathered over
+  processes in
   ``_get_num_items_in_batch``; parts divide by them and the loss is multiplied by the number of processes (DDP
   averages gradients), so GA and DDP give the gradient of one big batch.
 - Data order: one batch from every language pair per step (``MultiPairBatchSampler``), resumable.
@@ -30,6 +32,7 @@ from amber_align.errors import ConfigError
 from amber_align.hub.mixin import ModelCardMixin
 from amber_align.logging_utils import get_logger
 from amber_align.modeling import freeze_pooler, load_encoder, load_tokenizer
+from amber_align.objectives import ObjectiveStep
 from amber_align.trainers.common import LossPartsLogging, prepare_frozen_teacher
 from amber_align.trainers.sampler import MultiPairBatchSampler
 
@@ -39,9 +42,12 @@ logger = get_logger(__name__)
 
 
 class AlignmentTrainer(ModelCardMixin, LossPartsLogging, Trainer):
-    """Base class; subclasses implement ``compute_loss_parts`` and set ``count_keys``."""
+    """Base class: trains the objectives of ``args.objectives()``; subclasses choose the model, collator and data.
 
-    #: batch keys holding item counts that parts are normalised by (summed over GA window and processes)
+    A subclass with a loss outside the registry overrides ``compute_loss_parts`` and sets ``count_keys``."""
+
+    #: batch keys holding item counts that parts are normalised by (summed over GA window and processes); by default
+    #: those of the config's objectives
     count_keys: tuple[str, ...] = ()
     #: parts divide by global counts themselves: the Trainer must not divide by GA steps again
     loss_is_scaled_for_ga = True
@@ -54,6 +60,13 @@ class AlignmentTrainer(ModelCardMixin, LossPartsLogging, Trainer):
             logger.info(f"pooler frozen ({frozen} parameters): unused by alignment, kept in the checkpoint")
         self._init_parts()
         self._eval_parts: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self.alignment_objectives = list(self.args.objectives()) if hasattr(self.args, "objectives") else []
+        self.objective_losses = {o.name: o.build(self.args) for o in self.alignment_objectives}
+        if self.alignment_objectives and not type(self).count_keys:
+            self.count_keys = tuple(dict.fromkeys(k for o in self.alignment_objectives for k in o.count_keys))
+        self._masked_lm = any(o.masked_lm for o in self.alignment_objectives)
+        self._want_states = self._masked_lm or any(layer != -1 for o in self.alignment_objectives
+                                                   for layer in o.sentence_layers(self.args))
         self.teacher = self._prepare_teacher(teacher) if self.needs_teacher() else None
 
     # ----- model -----------------------------------------------------------------------------------------------
@@ -116,8 +129,8 @@ class AlignmentTrainer(ModelCardMixin, LossPartsLogging, Trainer):
 
     # ----- teacher -------------------------------------------------------------------------------------------
     def needs_teacher(self) -> bool:
-        """Whether this method uses the frozen original model."""
-        return False
+        """Whether an objective of this run uses the frozen original model."""
+        return any(o.needs_teacher for o in self.alignment_objectives)
 
     def _prepare_teacher(self, teacher: torch.nn.Module | None) -> torch.nn.Module:
         if teacher is None:
@@ -144,8 +157,13 @@ class AlignmentTrainer(ModelCardMixin, LossPartsLogging, Trainer):
     def compute_loss_parts(
         self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], counts: dict[str, torch.Tensor] | None
     ) -> dict[str, torch.Tensor]:
-        """Return named, weighted loss parts; each is a sum over items divided by ``counts`` (or local counts)."""
-        raise NotImplementedError
+        """Named, weighted loss parts of every objective, in order; each is a sum over items divided by ``counts``
+        (or by local counts outside training). Forwards that objectives share run once (``ObjectiveStep``)."""
+        step = ObjectiveStep(self, model, inputs, counts, masked_lm=self._masked_lm, want_states=self._want_states)
+        parts: dict[str, torch.Tensor] = {}
+        for objective in self.alignment_objectives:
+            parts.update(objective.compute(step, self.objective_losses[objective.name]))
+        return parts
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         parts = self.compute_loss_parts(model, inputs, num_items_in_batch)

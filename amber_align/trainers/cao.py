@@ -2,7 +2,8 @@
 
 Each step encodes the foreign sentences s and the anchor sentences t with the trained model f (one forward over
 both, padded together), encodes t with the frozen original f0 under ``no_grad``, pools the linked words, and
-computes ``CaoLoss``: aligned-word MSE + λ · anchor MSE (DESIGN.md "Cao-style adjustment").
+computes ``CaoLoss``: aligned-word MSE + λ · anchor MSE (docs/methods.md "Cao-style adjustment"). The loss is the
+registered ``cao`` objective (``amber_align.objectives.cao``), which AMBER's ``cao_weight`` part also uses.
 """
 
 from __future__ import annotations
@@ -15,15 +16,12 @@ import torch
 
 from amber_align.choices import ANCHOR_MODES, POOLING_MODES
 from amber_align.errors import ConfigError
-from amber_align.losses.cao import CaoLoss
-from amber_align.losses.pooling import pool_segments
-from amber_align.modeling import select_hidden
 from amber_align.trainers.alignment_config import AlignmentConfig
 from amber_align.trainers.alignment_trainer import AlignmentTrainer
-from amber_align.trainers.config_utils import check_choice, check_range, validate_fields
 from amber_align.trainers.pair_collator import AlignedPairCollator
+from amber_align.validation import check_choice, validate_fields
 
-__all__ = ["CaoConfig", "CaoTrainer", "ANCHOR_MODES", "cao_loss_parts"]
+__all__ = ["CaoConfig", "CaoTrainer"]
 
 
 @dataclass
@@ -68,8 +66,11 @@ class CaoConfig(AlignmentConfig):
                           "None = run the teacher every step."},
     )
 
-    def loss_parts(self) -> tuple[str, ...]:
-        return ("cao_link", "cao_anchor")
+    def objectives(self) -> list[Any]:
+        """Cao's one objective (weight 1; its parts are weighted by ``link_weight`` and ``anchor_weight``)."""
+        from amber_align.objectives import get_objective
+
+        return [get_objective("cao")]
 
     def __post_init__(self) -> None:
         validate_fields(self, ("anchor", "anchor_weight", "link_weight", "teacher_cache"))
@@ -83,8 +84,8 @@ class CaoConfig(AlignmentConfig):
                 raise ConfigError("CaoConfig.teacher_cache: not available with streaming=true (a streamed corpus "
                                   f"is too large to cache and is read once per pass); got {self.teacher_cache!r}")
         check_choice(type(self).__name__, "method", self.method, ("cao",))
-        check_range(type(self).__name__, "anchor_weight", self.anchor_weight, low=0)
-        check_range(type(self).__name__, "link_weight", self.link_weight, low=0)
+        for objective in self.objectives():
+            objective.validate(self)
         super().__post_init__()
 
 
@@ -99,8 +100,6 @@ class CaoTrainer(AlignmentTrainer):
     (``AlignmentTrainer.resolve_inputs``).
     """
 
-    count_keys = ("num_links", "num_anchor_tokens")
-
     def __init__(self, model: torch.nn.Module | str | None = None, args: CaoConfig | None = None,
                  data_collator=None, train_dataset=None, eval_dataset=None, processing_class=None,
                  teacher: torch.nn.Module | None = None, **kwargs: Any):
@@ -110,7 +109,6 @@ class CaoTrainer(AlignmentTrainer):
             data_collator = AlignedPairCollator(pad_token_id=processing_class.pad_token_id, pooling=args.pooling)
         super().__init__(model=model, args=args, data_collator=data_collator, processing_class=processing_class,
                          teacher=teacher, train_dataset=train_dataset, eval_dataset=eval_dataset, **kwargs)
-        self.loss_fn = CaoLoss(link_weight=args.link_weight, anchor_weight=args.anchor_weight)
         self.teacher_cache = None
         if getattr(args, "teacher_cache", None) and self.train_dataset is not None:
             self._use_teacher_cache(args.teacher_cache)
@@ -135,48 +133,3 @@ class CaoTrainer(AlignmentTrainer):
         if ROW_COLUMN not in self.train_dataset.column_names:
             self.train_dataset = self.train_dataset.add_column(ROW_COLUMN, list(range(len(self.train_dataset))))
         self.data_collator = TeacherCacheCollator(self.data_collator, self.teacher_cache)
-
-    def needs_teacher(self) -> bool:
-        return True
-
-    def compute_loss_parts(self, model, inputs, counts):
-        need_states = self.args.layer != -1
-        out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                    output_hidden_states=need_states)
-        return cao_loss_parts(self.loss_fn, select_hidden(out, self.args.layer), self.teacher, inputs, counts,
-                              layer=self.args.layer, anchor=self.args.anchor)
-
-
-def cao_loss_parts(loss_fn: CaoLoss, hidden: torch.Tensor, teacher: torch.nn.Module, inputs: dict[str, Any],
-                   counts: dict[str, torch.Tensor] | None, *, layer: int, anchor: str) -> dict[str, torch.Tensor]:
-    """The Cao parts for a batch from ``AlignedPairCollator`` (x rows, then anchor rows), given the trained
-    model's ``hidden`` states of the aligned layer; runs the frozen ``teacher`` on the anchor rows under no_grad.
-
-    Shared by ``CaoTrainer`` and ``AmberTrainer`` (Cao as one of AMBER's weighted parts).
-    """
-    input_ids, attention_mask = inputs["input_ids"], inputs["attention_mask"]
-    b = input_ids.shape[0] // 2
-    if inputs.get("teacher_hidden") is not None:  # precomputed (CaoConfig.teacher_cache): no teacher forward
-        frozen = inputs["teacher_hidden"].to(hidden.dtype)
-    else:
-        with torch.no_grad():
-            t_out = teacher(input_ids=input_ids[b:], attention_mask=attention_mask[b:],
-                            output_hidden_states=layer != -1)
-            frozen = select_hidden(t_out, layer).to(hidden.dtype)
-    n_links = int(inputs["num_links"])
-    foreign = pool_segments(hidden, inputs["x_link_token_index"], inputs["x_link_segment_index"],
-                            inputs["x_link_weight"], n_links)
-    # anchor-side link positions index rows b..2b-1 of the joint batch; the teacher batch holds only those rows
-    if anchor == "frozen":
-        offset = b * hidden.shape[1]
-        anchor_words = pool_segments(frozen, inputs["y_link_token_index"] - offset,
-                                     inputs["y_link_segment_index"], inputs["y_link_weight"], n_links)
-    else:
-        anchor_words = pool_segments(hidden, inputs["y_link_token_index"], inputs["y_link_segment_index"],
-                                     inputs["y_link_weight"], n_links)
-    mask = attention_mask[b:].bool()
-    return loss_fn(
-        foreign, anchor_words, hidden[b:][mask], frozen[mask],
-        num_links=None if counts is None else counts["num_links"],
-        num_anchor_tokens=None if counts is None else counts["num_anchor_tokens"],
-    )

@@ -21,7 +21,7 @@ from transformers import Trainer
 
 from amber_align.hub.mixin import ModelCardMixin
 from amber_align.losses.cao import CaoLoss
-from amber_align.trainers.cao import cao_loss_parts
+from amber_align.objectives.cao import cao_loss_parts
 from amber_align.trainers.common import LossPartsLogging, prepare_frozen_teacher
 from amber_align.trainers.pair_collator import AlignedPairCollator
 

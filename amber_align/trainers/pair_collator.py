@@ -74,7 +74,8 @@ class AlignedPairCollator:
             weights: list[float] = []
             n = 0
             for r, f in enumerate(features):
-                n += _span_positions(f[f"{side}_link_spans"], (row0 + r) * t, self.pooling, n, tokens, segments, weights)
+                n += _span_positions(f[f"{side}_link_spans"], (row0 + r) * t, self.pooling, n, tokens, segments,
+                                     weights)
             out[f"{side}_link_token_index"] = torch.as_tensor(tokens, dtype=torch.long)
             out[f"{side}_link_segment_index"] = torch.as_tensor(segments, dtype=torch.long)
             out[f"{side}_link_weight"] = torch.as_tensor(weights, dtype=torch.float32)
