@@ -3,13 +3,14 @@
 Configs name them in their fields' ``choices`` metadata (so ``amber-align align --help`` shows them and the command
 line refuses others), ``__post_init__`` checks Python and YAML values against the same tuples, and the CLI's own
 flags (``word-align``, ``extract-alignments``, ``finetune``, ``evaluate``, ``refine``) read them from here. This
-module imports nothing, so building the command line stays fast.
+module imports nothing, so building the command line stays fast. Tasks and alignment objectives are open sets: they
+live in their registries (``amber_align.tasks.registry``, ``amber_align.objectives``).
 """
 
 from __future__ import annotations
 
-__all__ = ["ANCHOR_MODES", "EXTRACTION_METHODS", "EXTRACTION_SIMILARITIES", "FINETUNE_TASKS", "POOLING_MODES",
-           "QA_NORMALIZATIONS", "REFINEMENT_METHODS", "SA_SIMILARITIES", "SO_GUIDES", "SYMMETRIZATIONS", "TASKS"]
+__all__ = ["ANCHOR_MODES", "EXTRACTION_METHODS", "EXTRACTION_SIMILARITIES", "POOLING_MODES", "QA_NORMALIZATIONS",
+           "REFINEMENT_METHODS", "SA_SIMILARITIES", "SO_GUIDES", "SYMMETRIZATIONS"]
 
 POOLING_MODES = ("first", "last", "mean")
 """Word vector from its subwords (Cao et al. 2020: last; Efimov et al. 2022: mean)."""
@@ -25,9 +26,6 @@ EXTRACTION_METHODS = ("softmax", "argmax", "itermax")
 """Word alignments from an encoder: awesome-align's softmax, SimAlign's argmax and IterMax."""
 EXTRACTION_SIMILARITIES = ("auto", "cosine", "dot")
 """Similarity for extraction; auto = dot for softmax, cosine for argmax/itermax."""
-FINETUNE_TASKS = ("ner", "nli", "qa")
-TASKS = FINETUNE_TASKS + ("xsr", "bucc")
-"""Zero-shot transfer tasks; xsr (Tatoeba) and bucc are evaluation only."""
 QA_NORMALIZATIONS = ("auto", "squad", "mlqa")
 """QA answer normalisation: the SQuAD v1.1 script's, MLQA's per-language rules, or auto by test set."""
 REFINEMENT_METHODS = ("orthogonal", "least_squares")

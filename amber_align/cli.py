@@ -110,14 +110,15 @@ def cmd_extract_alignments(args: argparse.Namespace, extra: list[str]) -> int:
 
 def _task_parser(command: str) -> Any:
     """``ConfigParser`` over ``TaskConfig`` for ``finetune`` / ``evaluate`` (``--model`` is ``model_name_or_path``)."""
-    from amber_align.choices import FINETUNE_TASKS, TASKS
     from amber_align.config_io import ConfigParser
     from amber_align.tasks.config import TaskConfig
+    from amber_align.tasks.registry import task_names
 
-    what = {"finetune": f"Fine-tune an English task head ({', '.join(FINETUNE_TASKS)}) and evaluate every listed "
-                        "language zero-shot.",
-            "evaluate": f"Zero-shot evaluation without training ({', '.join(TASKS)}; xsr = Tatoeba retrieval, bucc "
-                        "= bitext mining, ner/nli/qa need a fine-tuned model)."}[command]
+    trainable = ", ".join(task_names(trainable=True))
+    what = {"finetune": f"Fine-tune an English task head ({trainable}) and evaluate every listed language zero-shot.",
+            "evaluate": f"Zero-shot evaluation without training ({', '.join(task_names())}; "
+                        f"{', '.join(task_names(trainable=False))} score an encoder, {trainable} need a fine-tuned "
+                        "model)."}[command]
     parser = ConfigParser(TaskConfig, prog=f"amber-align {command}", description=what + " TaskConfig's fields below; "
                           "a YAML --config (recipes/tasks/) gives the values the command line does not.")
     if command == "evaluate":
@@ -127,7 +128,6 @@ def _task_parser(command: str) -> Any:
 
 def _task_config(command: str, extra: list[str]) -> tuple[Any, dict[str, Any]]:
     """TaskConfig from ``--config`` (optional) + ``--field value`` flags, and the command's own flags."""
-    from amber_align.choices import FINETUNE_TASKS
     from amber_align.config_io import build_config, read_config_file
     from amber_align.errors import ConfigError
     from amber_align.tasks.config import TaskConfig
@@ -140,9 +140,10 @@ def _task_config(command: str, extra: list[str]) -> tuple[Any, dict[str, Any]]:
     values.update(cli)
     if "task" not in values:
         raise ConfigError(f"{command}: --task is required (or task: in the --config file)")
-    if command == "finetune" and values["task"] not in FINETUNE_TASKS:
-        raise ConfigError(f"finetune: --task must be one of {FINETUNE_TASKS} (got {values['task']!r}); "
-                          "xsr and bucc are evaluation only: amber-align evaluate --task ...")
+    if command == "finetune":
+        from amber_align.tasks.registry import get_task
+
+        get_task(values["task"], trainable=True, what="finetune --task")
     if command == "evaluate" and not path and "output_dir" not in values:
         values["output_dir"] = "amber-align-eval"
     return build_config(values, source=path or "command line", config_class=TaskConfig), own

@@ -182,21 +182,19 @@ def max_sequence_length(config: Any) -> int:
     return n
 
 
-_TASK_HEADS = {"ner": "AutoModelForTokenClassification", "nli": "AutoModelForSequenceClassification",
-               "qa": "AutoModelForQuestionAnswering"}
-
-
 def load_task_model(task: str, name_or_path: str, *, allow_pickle_weights: bool = False,
                     **kwargs: Any) -> PreTrainedModel:
-    """A stock task model (``AutoModelFor{TokenClassification,SequenceClassification,QuestionAnswering}``) on any
-    encoder checkpoint: the head is new when the checkpoint is a plain encoder (transformers says which weights were
-    newly initialised), and reloaded when it is a fine-tuned task model. Safetensors only by default."""
+    """A stock task model (the registered task's head, e.g. ``AutoModelForTokenClassification`` for ner;
+    ``amber_align.tasks.registry``) on any encoder checkpoint: the head is new when the checkpoint is a plain
+    encoder (transformers says which weights were newly initialised), and reloaded when it is a fine-tuned task
+    model. Safetensors only by default."""
     import transformers
 
-    if task not in _TASK_HEADS:
-        raise ConfigError(f"no task head for task {task!r}; expected one of {sorted(_TASK_HEADS)}")
+    from amber_align.tasks.registry import get_task
+
+    head = get_task(task, trainable=True, what="task head").head
     _check_local_weights(Path(name_or_path), allow_pickle_weights)
-    cls = getattr(transformers, _TASK_HEADS[task])
+    cls = getattr(transformers, head)
     with _no_remote_code(name_or_path):
         return cls.from_pretrained(name_or_path, use_safetensors=None if allow_pickle_weights else True,
                                    trust_remote_code=False, **kwargs)

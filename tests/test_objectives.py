@@ -116,9 +116,9 @@ def test_objectives_share_the_sentence_forward(tmp_path, toy):
 def test_registry_refuses_clashes_and_unknown_names(toy):
     with pytest.raises(ConfigError, match="'toy' is registered already"):
         register_objective(TOY)
-    with pytest.raises(ConfigError, match="weight field 'sa_weight' is 'sa'"):
+    with pytest.raises(ConfigError, match="weight field 'sa_weight' is taken by 'sa'"):
         register_objective(dataclasses.replace(TOY, name="toy2", weight_field="sa_weight"))
-    with pytest.raises(ConfigError, match=r"part name\(s\) \['tlm'\] are 'tlm'"):
+    with pytest.raises(ConfigError, match=r"part name\(s\) \['tlm'\] taken by 'tlm'"):
         register_objective(dataclasses.replace(TOY, name="toy2", weight_field="toy2_weight", parts=("tlm",)))
     with pytest.raises(ConfigError, match="unknown objective 'nope'; registered: sa, cao, so, mlm, tlm, wa, toy"):
         get_objective("nope")

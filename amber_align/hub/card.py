@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from amber_align.errors import DataFormatError
-from amber_align.hub.context import CONTEXT_FILE, PIPELINE_TAGS, read_context
+from amber_align.hub.context import CONTEXT_FILE, pipeline_tag, read_context
 from amber_align.hub.methods import METHODS
 from amber_align.io_utils import atomic_write_text
+from amber_align.tasks.registry import TASK_REGISTRY
 from amber_align.logging_utils import get_logger
 
 __all__ = ["GENERATED_START", "GENERATED_END", "TEMPLATES", "template_environment", "card_results",
@@ -37,13 +38,12 @@ TEMPLATES = {"aligned_encoder": "aligned_encoder.md.j2", "task_model": "task_mod
 BASE_TAGS = ("amber-align", "cross-lingual-alignment", "multilingual")
 _LIST_KEYS = ("tags", "language", "datasets")
 
-# Hub task type and a readable name per evaluation task; the dataset of a task evaluated without a known source.
-_TASKS = {"ner": ("token-classification", "Named entity recognition (zero-shot)"),
-          "nli": ("text-classification", "Natural language inference (zero-shot)"),
-          "qa": ("question-answering", "Question answering (zero-shot)"),
-          "xsr": ("sentence-similarity", "Sentence retrieval (Tatoeba)"),
-          "bucc": ("sentence-similarity", "Bitext mining (BUCC 2018)")}
-_DATASETS = {"xsr": ("tatoeba", "Tatoeba"), "bucc": ("bucc18", "BUCC 2018")}
+
+
+def _task_names(task: str) -> tuple[str, str]:
+    """(Hub task type, readable name) of a registered task (``amber_align.tasks.registry``); else the name twice."""
+    entry = TASK_REGISTRY.get(task)
+    return (entry.hub_type, entry.title) if entry is not None else (task, task)
 
 
 def template_environment() -> Any:
@@ -76,8 +76,9 @@ def _dataset(task: str, lang: str, context: Mapping[str, Any]) -> tuple[str, str
     source = (context.get("eval_sources") or {}).get(lang) if context.get("task") == task else None
     if source:
         return source.split(" / ")[0], f"{source} ({lang})"
-    if task in _DATASETS:
-        return _DATASETS[task]
+    entry = TASK_REGISTRY.get(task)
+    if entry is not None and entry.dataset is not None:
+        return entry.dataset
     return task, f"{task.upper()} evaluation data"
 
 
@@ -86,7 +87,7 @@ def _eval_results(results: Mapping[str, Mapping[str, Any]], context: Mapping[str
 
     out = []
     for task, entry in results.items():
-        task_type, task_name = _TASKS.get(task, (task, task))
+        task_type, task_name = _task_names(task)
         for lang, metrics in entry["languages"].items():
             dataset_type, dataset_name = _dataset(task, lang, context)
             for metric, value in metrics.items():
@@ -103,7 +104,7 @@ def _result_tables(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, s
     for task, entry in results.items():
         excluded = [lang for lang in entry.get("average_excludes") or [] if lang in entry["languages"]]
         note = f"the average leaves out {', '.join(excluded)}, the training language" if excluded else ""
-        tables.append({"title": _TASKS.get(task, (task, task))[1], "note": note,
+        tables.append({"title": _task_names(task)[1], "note": note,
                        "table": format_table(entry["languages"], average=entry.get("average"))})
     return tables
 
@@ -123,7 +124,7 @@ def _metadata(context: Mapping[str, Any], results: Mapping[str, Any], extra: Map
         "language": list(context.get("languages") or []) or None,
         "base_model": context.get("base_model"), "datasets": list(context.get("datasets") or []) or None,
         "license": context.get("base_license"), "library_name": "transformers", "tags": tags,
-        "pipeline_tag": PIPELINE_TAGS.get(context.get("task") or kind),
+        "pipeline_tag": pipeline_tag(context.get("task") or kind),
         "model_name": context.get("model_name"),
         "eval_results": _eval_results(results, context) or None,
     }

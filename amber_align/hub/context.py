@@ -18,15 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from amber_align.hub.methods import methods_for_alignment
+from amber_align.tasks.registry import get_task
 
-__all__ = ["CONTEXT_FILE", "CONTEXT_SCHEMA", "PIPELINE_TAGS", "non_default_hyperparameters", "describe_source",
+__all__ = ["CONTEXT_FILE", "CONTEXT_SCHEMA", "pipeline_tag", "non_default_hyperparameters", "describe_source",
            "base_model_info", "read_context", "training_figures", "alignment_context", "task_context"]
 
 CONTEXT_FILE = "amber_align_card.json"
 CONTEXT_SCHEMA = 1
-#: Hub pipeline tag of each kind of model.
-PIPELINE_TAGS = {"aligned_encoder": "feature-extraction", "ner": "token-classification",
-                 "nli": "text-classification", "qa": "question-answering"}
+def pipeline_tag(kind_or_task: str | None) -> str | None:
+    """The Hub pipeline tag of an aligned encoder (``aligned_encoder``) or of a model fine-tuned on a registered
+    task (``amber_align.tasks.registry``)."""
+    from amber_align.tasks.registry import TASK_REGISTRY
+
+    if kind_or_task == "aligned_encoder":
+        return "feature-extraction"
+    task = TASK_REGISTRY.get(kind_or_task or "")
+    return task.pipeline_tag if task is not None else None
 
 # Fields that are not hyperparameters of the run: where things are, how it is logged or pushed, and fields the
 # card shows elsewhere (data, starting model). Any field ending in "_token" is left out too.
@@ -298,8 +305,8 @@ def task_context(trainer: Any, *, tokens: int | None = None, started: float | No
         methods += [m for m in ("cao", "efimov") if m not in methods]
     sources = [args.train_data, *[args.eval_data[lang] for lang in eval_langs], *args.continual_data]
     context.update(
-        task=args.task, pipeline_tag=PIPELINE_TAGS.get(args.task), methods=methods,
-        labels=[id2label[i] for i in sorted(id2label)] if args.task in ("ner", "nli") else [],
+        task=args.task, pipeline_tag=pipeline_tag(args.task), methods=methods,
+        labels=[id2label[i] for i in sorted(id2label)] if get_task(args.task).labels else [],
         train_language=args.train_language, train_source=describe_source(args.train_data),
         train_features=len(trainer.train_dataset) if trainer.train_dataset is not None else None,
         eval_sources={lang: describe_source(args.eval_data[lang]) for lang in eval_langs},

@@ -86,10 +86,11 @@ def register_objective(objective: Objective, *, replace: bool = False) -> Object
         if other.name != objective.name:
             if other.weight_field == objective.weight_field:
                 raise ConfigError(f"objective {objective.name!r}: weight field {objective.weight_field!r} is "
-                                  f"{other.name!r}'s")
+                                  f"taken by {other.name!r}")
             clash = set(other.parts) & set(objective.parts)
             if clash:
-                raise ConfigError(f"objective {objective.name!r}: part name(s) {sorted(clash)} are {other.name!r}'s")
+                raise ConfigError(f"objective {objective.name!r}: part name(s) {sorted(clash)} taken by "
+                                  f"{other.name!r}")
     OBJECTIVES[objective.name] = objective
     return objective
 

@@ -13,11 +13,12 @@ from typing import Any
 
 from transformers import TrainingArguments
 
-from amber_align.choices import FINETUNE_TASKS, POOLING_MODES, QA_NORMALIZATIONS, TASKS
+from amber_align.choices import POOLING_MODES, QA_NORMALIZATIONS
 from amber_align.errors import ConfigError
+from amber_align.tasks.registry import get_task, task_names
 from amber_align.validation import check_range, validate_fields
 
-__all__ = ["TaskConfig", "TASKS", "FINETUNE_TASKS"]
+__all__ = ["TaskConfig"]
 
 _OWN_FIELDS = (
     "task", "model_name_or_path", "tokenizer_name_or_path", "train_data", "eval_data", "languages", "data_dir",
@@ -34,8 +35,9 @@ _OWN_FIELDS = (
 class TaskConfig(TrainingArguments):
     """Fields of a zero-shot transfer run (DESIGN.md, "Evaluation protocols")."""
 
-    task: str = field(default="nli", metadata={"choices": TASKS,
-                                               "help": f"Task: one of {TASKS} (xsr, bucc: evaluation only)."})
+    task: str = field(default="nli", metadata={
+        "help": f"Task: a registered task (amber_align.tasks.registry): {', '.join(task_names())} "
+                f"({', '.join(task_names(trainable=False))}: evaluation only)."})
     model_name_or_path: str | None = field(
         default=None,
         metadata={"aliases": ["--model"],
@@ -153,6 +155,7 @@ class TaskConfig(TrainingArguments):
             self.languages = [lang.strip() for x in self.languages for lang in x.split(",") if lang.strip()]
         validate_fields(self, _OWN_FIELDS)
         owner = type(self).__name__
+        get_task(self.task, what=f"{owner}.task")
         check_range(owner, "max_seq_length", self.max_seq_length, low=8)
         check_range(owner, "doc_stride", self.doc_stride, low=0)
         check_range(owner, "max_answer_length", self.max_answer_length, low=1)
@@ -166,7 +169,7 @@ class TaskConfig(TrainingArguments):
         check_range(owner, "continual_anchor_weight", self.continual_anchor_weight, low=0)
         if self.continual_alignment and not self.continual_data:
             raise ConfigError(f"{owner}.continual_data: continual_alignment needs parallel sources, got none")
-        if self.task == "qa" and self.doc_stride >= self.max_seq_length:
+        if get_task(self.task).name == "qa" and self.doc_stride >= self.max_seq_length:
             raise ConfigError(f"{owner}.doc_stride: must be below max_seq_length ({self.max_seq_length}), "
                               f"got {self.doc_stride}")
         for lang in self.languages:

@@ -11,8 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from amber_align.tasks.results import (NON_SCORE_METRICS, PRIMARY_METRICS, PerLang, _fmt, _metric_order,
-                                       sort_languages)
+from amber_align.tasks.registry import non_score_metrics, primary_metric
+from amber_align.tasks.results import PerLang, _fmt, _metric_order, sort_languages
 
 __all__ = ["task_chart", "comparison_chart", "DPI"]
 
@@ -57,7 +57,7 @@ def _grouped_bars(ax: Any, groups: Sequence[str], series: Sequence[tuple[str, Se
 
 
 def task_chart(task: str, per_lang: PerLang, average: Mapping[str, float], meta: Mapping[str, Any]) -> bytes:
-    metrics = [m for m in _metric_order(per_lang.values()) if m not in NON_SCORE_METRICS]
+    metrics = [m for m in _metric_order(per_lang.values()) if m not in non_score_metrics(task)]
     metrics = metrics or _metric_order(per_lang.values())
     langs = sort_languages(per_lang)
     rows = [per_lang[lang] for lang in langs] + ([average] if average else [])
@@ -71,8 +71,8 @@ def task_chart(task: str, per_lang: PerLang, average: Mapping[str, float], meta:
 
 def comparison_chart(task: str, table: dict[str, dict[str, list]], names: Sequence[str]) -> bytes:
     metrics = _metric_order(table.values())
-    scores = [m for m in metrics if m not in NON_SCORE_METRICS] or metrics
-    metric = PRIMARY_METRICS.get(task) if PRIMARY_METRICS.get(task) in metrics else scores[0]
+    scores = [m for m in metrics if m not in non_score_metrics(task)] or metrics
+    metric = primary_metric(task) if primary_metric(task) in metrics else scores[0]
     groups = list(table)
     fig, (top, bottom) = _figure(min(24.0, 3.0 + 0.4 * len(groups) * max(len(names), 1.5)), 7.0, rows=2)
     _grouped_bars(top, groups, [(n, [table[g][metric][i] for g in groups]) for i, n in enumerate(names)])

@@ -32,7 +32,7 @@ from amber_align.errors import ConfigError, DataFormatError
 from amber_align.io_utils import atomic_write_bytes, atomic_write_text
 from amber_align.logging_utils import get_logger
 
-__all__ = ["SCHEMA_VERSION", "PRIMARY_METRICS", "ComparisonResult", "flatten_metrics", "unflatten_metrics",
+__all__ = ["SCHEMA_VERSION", "ComparisonResult", "flatten_metrics", "unflatten_metrics",
            "average_metrics", "sort_languages", "format_table", "write_results", "load_results", "compare_runs"]
 
 logger = get_logger(__name__)
@@ -40,10 +40,6 @@ logger = get_logger(__name__)
 SCHEMA_VERSION = 1
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
-#: The metric plotted by ``compare_runs`` (any other task: its first metric).
-PRIMARY_METRICS = {"ner": "f1", "nli": "accuracy", "qa": "f1", "xsr": "xx2en_p@1", "bucc": "f1"}
-#: Reported in tables but not percentages, so left out of the "score (%)" bar charts (bucc's similarity threshold).
-NON_SCORE_METRICS = frozenset({"threshold"})
 MISSING = "—"
 _RESERVED_LANGS = ("avg", "average")
 _TASK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")

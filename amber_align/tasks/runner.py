@@ -4,6 +4,8 @@
 head on any encoder (aligned or not) with the plain ``transformers.Trainer``, saves it, then evaluates every
 language of ``eval_data`` with the same Trainer (so ``accelerate launch`` shards evaluation too).
 ``run_evaluate`` does the evaluation alone: a fine-tuned task model for ner/nli/qa, any encoder for xsr/bucc.
+What each task does is its handler's (``amber_align.tasks.handlers``), found in the task registry
+(``amber_align.tasks.registry``); this module only runs them.
 Both log ``eval_{task}_{lang}_{metric}`` plus the macro average ``eval_{task}_avg_{metric}`` (the training
 language left out) and write ``results.json``, ``results.md`` and ``{task}.png`` into ``output_dir``.
 """
@@ -14,20 +16,20 @@ import time
 from typing import Any
 
 import datasets
-from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, Trainer
+from transformers import Trainer
 
 from amber_align.errors import ConfigError
 from amber_align.hub.mixin import ModelCardMixin
 from amber_align.logging_utils import get_logger
 from amber_align.modeling import load_encoder, load_task_model, load_tokenizer, max_sequence_length
-from amber_align.tasks.config import FINETUNE_TASKS, TaskConfig
+from amber_align.tasks.config import TaskConfig
+from amber_align.tasks.registry import get_task
 from amber_align.tokenization import check_tokenizer_matches_model
 
 __all__ = ["TaskTrainer", "labels_mean_cross_entropy", "run_finetune", "run_evaluate", "load_task_data",
            "evaluate_task_languages", "continual_pairs"]
 
 logger = get_logger(__name__)
-_MLQA_LANGUAGES = frozenset({"ar", "de", "en", "es", "hi", "vi", "zh"})
 
 
 def load_task_data(task: str, source: Any, *, lang: str | None = None,
@@ -35,15 +37,7 @@ def load_task_data(task: str, source: Any, *, lang: str | None = None,
     """Read one task source (path, ``{file, ...}`` or ``{hub, name, split}``) with the task's reader."""
     if source is None:
         raise ConfigError(f"{task}: no data given (train_data / eval_data entry is empty)")
-    if task == "ner":
-        from amber_align.tasks.ner_data import load_ner as reader
-    elif task == "nli":
-        from amber_align.tasks.nli_data import load_nli as reader
-    elif task == "qa":
-        from amber_align.tasks.qa_data import load_qa as reader
-    else:
-        raise ConfigError(f"task {task!r} has no data reader; expected one of {FINETUNE_TASKS}")
-    ds = reader(source, lang=lang)
+    ds = get_task(task).load_handler().read(source, lang)
     if max_examples is not None and len(ds) > max_examples:
         ds = ds.select(range(max_examples))
     return ds
@@ -82,64 +76,22 @@ def _source_name(source: Any) -> str:
 
 
 class _TaskSpec:
-    """Label maps, tokenization and the collator of one task, shared by training and evaluation."""
+    """One task's handler with the run's tokenizer and label list, shared by training and evaluation."""
 
-    def __init__(self, config: TaskConfig, tokenizer: Any, label_list: list[str] | None):
+    def __init__(self, config: TaskConfig, tokenizer: Any, label_list: list[str] | None, handler: Any = None):
         self.config, self.tokenizer, self.task = config, tokenizer, config.task
+        self.handler = handler or get_task(config.task).load_handler()
         self.label_list = label_list
         self.label2id = {label: i for i, label in enumerate(label_list)} if label_list else {}
 
     def collator(self) -> Any:
-        if self.task == "ner":
-            return DataCollatorForTokenClassification(self.tokenizer)
-        return DataCollatorWithPadding(self.tokenizer)
+        return self.handler.collator(self.tokenizer)
 
     def train_features(self, ds: datasets.Dataset, source: str) -> datasets.Dataset:
-        from amber_align.tasks.preprocess import tokenize_ner, tokenize_nli
-        from amber_align.tasks.qa import prepare_qa_train_features
-
-        c = self.config
-        if self.task == "ner":
-            return tokenize_ner(ds, self.tokenizer, self.label2id, max_length=c.max_seq_length, source=source)
-        if self.task == "nli":
-            return tokenize_nli(ds, self.tokenizer, self.label2id, max_length=c.max_seq_length, source=source)
-        return prepare_qa_train_features(ds, self.tokenizer, max_length=c.max_seq_length, stride=c.doc_stride,
-                                         source=source)
+        return self.handler.train_features(ds, self.tokenizer, self.label2id, self.config, source)
 
     def evaluate(self, trainer: Trainer, ds: datasets.Dataset, lang: str, source: str) -> dict[str, float]:
-        from amber_align.tasks import metrics
-        from amber_align.tasks.preprocess import decode_ner_predictions, tokenize_ner, tokenize_nli
-        from amber_align.tasks.qa import postprocess_qa_predictions, prepare_qa_eval_features
-
-        c = self.config
-        if self.task == "ner":
-            ds = _map_ner_labels(ds, self.label_list, c.label_mapping, source)
-            feats = tokenize_ner(ds, self.tokenizer, self.label2id, max_length=c.max_seq_length, source=source)
-            out = trainer.predict(feats, metric_key_prefix=f"predict_{lang}")
-            id2label = dict(enumerate(self.label_list))
-            gold, pred = decode_ner_predictions(out.predictions, feats, id2label, source=source)
-            return metrics.ner_scores(gold, pred)
-        if self.task == "nli":
-            feats = tokenize_nli(ds, self.tokenizer, self.label2id, max_length=c.max_seq_length, source=source)
-            out = trainer.predict(feats, metric_key_prefix=f"predict_{lang}")
-            return metrics.accuracy(out.predictions.argmax(-1).tolist(), feats["labels"])
-        feats = prepare_qa_eval_features(ds, self.tokenizer, max_length=c.max_seq_length, stride=c.doc_stride,
-                                         source=source)
-        out = trainer.predict(feats.remove_columns(["example_id", "offset_mapping"]),
-                              metric_key_prefix=f"predict_{lang}")
-        start_logits, end_logits = out.predictions[:2] if isinstance(out.predictions, tuple) else out.predictions
-        preds = postprocess_qa_predictions(ds, feats, start_logits, end_logits, n_best=c.n_best_size,
-                                           max_answer_length=c.max_answer_length)
-        refs = {row["id"]: list(row["answers"]["text"]) for row in ds}
-        mlqa = c.qa_normalization == "mlqa" or (c.qa_normalization == "auto" and lang in _MLQA_LANGUAGES)
-        return metrics.qa_scores(preds, refs, lang=lang, mlqa=mlqa)
-
-
-def _map_ner_labels(ds: datasets.Dataset, label_list: list[str], mapping: dict[str, str],
-                    source: str) -> datasets.Dataset:
-    from amber_align.tasks.ner_data import apply_label_mapping
-
-    return apply_label_mapping(ds, label_list, mapping, source=source)
+        return self.handler.evaluate(trainer, ds, lang, source, self.tokenizer, self.label_list, self.config)
 
 
 def _load_eval_sets(config: TaskConfig) -> dict[str, datasets.Dataset]:
@@ -191,51 +143,41 @@ def _tokenizer_and_check(config: TaskConfig, model: Any) -> Any:
     tokenizer = load_tokenizer(name)
     check_tokenizer_matches_model(tokenizer, model, name=name)
     limit = max_sequence_length(model.config)
-    if config.task in ("ner", "nli", "qa") and config.max_seq_length > limit:
+    task = get_task(config.task)
+    if task.trainable and config.max_seq_length > limit:
         raise ConfigError(
             f"max_seq_length: {config.max_seq_length} is longer than model {config.model_name_or_path} accepts "
             f"({limit} positions, config.max_position_embeddings={model.config.max_position_embeddings}); "
-            f"expected max_seq_length <= {limit}" + (f" (and doc_stride below it, now {config.doc_stride})"
-                                                       if config.task == "qa" else ""))
+            f"expected max_seq_length <= {limit}" + task.load_handler().length_hint(config))
     return tokenizer
 
 
 def run_finetune(config: TaskConfig) -> dict[str, Any]:
     """Train the task head on ``train_data`` (English), save it, evaluate every language; returns the report."""
-    if config.task not in FINETUNE_TASKS:
-        raise ConfigError(f"finetune: task {config.task!r} has no training; use evaluate (tasks {FINETUNE_TASKS})")
+    handler = get_task(config.task, trainable=True, what="finetune").load_handler()
     if not config.model_name_or_path:
         raise ConfigError("finetune: model_name_or_path is required")
     started = time.time()
     train = load_task_data(config.task, config.train_data, lang=config.train_language,
                            max_examples=config.max_train_examples)
     eval_sets = _load_eval_sets(config)  # read now: a bad evaluation file fails before hours of training
-    label_list, kwargs = None, {}
-    if config.task == "ner":
-        from amber_align.tasks.preprocess import ner_label_list
-
-        label_list = list(config.label_list) or ner_label_list(train["ner_tags"])
-        for lang, ds in eval_sets.items():  # an evaluation label the head lacks fails now, not after training
-            _map_ner_labels(ds, label_list, config.label_mapping, _source_name(config.eval_data[lang]))
-    elif config.task == "nli":
-        from amber_align.tasks.nli_data import NLI_LABELS
-
-        label_list = list(NLI_LABELS)
+    label_list, kwargs = handler.training_labels(config, train), {}
+    handler.check_eval_labels(config, label_list, eval_sets,
+                              {lang: _source_name(config.eval_data[lang]) for lang in eval_sets})
     if label_list:
         kwargs = {"num_labels": len(label_list), "id2label": dict(enumerate(label_list)),
                   "label2id": {label: i for i, label in enumerate(label_list)}}
     model = load_task_model(config.task, config.model_name_or_path,
                             allow_pickle_weights=config.allow_pickle_weights, **kwargs)
     tokenizer = _tokenizer_and_check(config, model)
-    spec = _TaskSpec(config, tokenizer, label_list)
+    spec = _TaskSpec(config, tokenizer, label_list, handler)
     features = spec.train_features(train, _source_name(config.train_data))
     trainer_kwargs = dict(model=model, args=config, train_dataset=features, data_collator=spec.collator(),
                           processing_class=tokenizer)
     if config.continual_alignment:
         trainer = _continual_trainer(config, tokenizer, trainer_kwargs)
     else:
-        loss = labels_mean_cross_entropy if config.task in ("ner", "nli") else None  # qa: the model's own
-        trainer = TaskTrainer(**trainer_kwargs, compute_loss_func=loss)
+        trainer = TaskTrainer(**trainer_kwargs, compute_loss_func=handler.compute_loss_func)
     from amber_align.pipeline import resolve_checkpoint, save_model_atomically
 
     trainer.train(resume_from_checkpoint=resolve_checkpoint(config.resume_from_checkpoint, config.output_dir))
@@ -287,49 +229,27 @@ def run_evaluate(config: TaskConfig) -> dict[str, Any]:
     if not config.model_name_or_path:
         raise ConfigError("evaluate: model_name_or_path (--model) is required")
     started = time.time()
-    if config.task in ("xsr", "bucc"):
-        return _evaluate_retrieval(config, started)
+    task = get_task(config.task, what="evaluate")
+    handler = task.load_handler()
+    if not task.trainable:
+        return _evaluate_encoder(config, handler, started)
     model = load_task_model(config.task, config.model_name_or_path, allow_pickle_weights=config.allow_pickle_weights)
     tokenizer = _tokenizer_and_check(config, model)
-    label_list = None
-    if config.task in ("ner", "nli"):
-        id2label = getattr(model.config, "id2label", None) or {}
-        label_list = [id2label[i] for i in sorted(id2label)]
-        if config.task == "nli":
-            from amber_align.tasks.nli_data import NLI_LABELS
-
-            if sorted(label_list) != sorted(NLI_LABELS):
-                raise ConfigError(f"{config.model_name_or_path}: the model's labels {label_list} are not the NLI "
-                                  f"labels {list(NLI_LABELS)}: is it a fine-tuned NLI model?")
+    label_list = handler.model_labels(config, model)
     if not config.eval_data:
         raise ConfigError(f"evaluate --task {config.task}: eval_data is empty (give {{lang: file}} in --config)")
-    spec = _TaskSpec(config, tokenizer, label_list)
+    spec = _TaskSpec(config, tokenizer, label_list, handler)
     trainer = Trainer(model=model, args=config, data_collator=spec.collator(), processing_class=tokenizer)
     counts: dict[str, int] = {}
     per_lang = evaluate_task_languages(trainer, spec, config, counts)
     return _report(config, per_lang, trainer, _meta(config, started, eval_examples=counts))
 
 
-def _evaluate_retrieval(config: TaskConfig, started: float) -> dict[str, Any]:
+def _evaluate_encoder(config: TaskConfig, handler: Any, started: float) -> dict[str, Any]:
+    """An evaluation-only task (xsr, bucc) on a plain encoder."""
     if not config.languages or not config.data_dir:
         raise ConfigError(f"evaluate --task {config.task}: needs languages and data_dir")
     model = load_encoder(config.model_name_or_path, allow_pickle_weights=config.allow_pickle_weights)
     tokenizer = _tokenizer_and_check(config, model)
-    per_lang: dict[str, dict[str, float]] = {}
-    if config.task == "xsr":
-        from amber_align.tasks.retrieval import evaluate_tatoeba
-
-        scores = evaluate_tatoeba(model, tokenizer, config.languages, config.data_dir, layer=config.layer,
-                                  max_sentences=config.max_eval_examples)
-        for lang in config.languages:
-            per_lang[lang] = {m: scores[f"{lang}_{m}"] for m in ("xx2en_p@1", "en2xx_p@1")}
-    else:
-        from amber_align.tasks.bucc import evaluate_bucc
-
-        scores = evaluate_bucc(model, tokenizer, config.languages, config.data_dir, layer=config.layer,
-                               k=config.bucc_k, max_sentences=config.max_eval_examples,
-                               dev_split=config.bucc_dev_split, eval_split=config.bucc_eval_split)
-        for lang in config.languages:
-            per_lang[lang] = {m: scores[f"{lang}_{m}"] for m in ("f1", "precision", "recall", "threshold")
-                              if f"{lang}_{m}" in scores}
+    per_lang = handler.evaluate_encoder(model, tokenizer, config)
     return _report(config, per_lang, None, _meta(config, started, layer=config.layer))
