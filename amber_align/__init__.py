@@ -35,6 +35,12 @@ _EXPORTS: dict[str, str] = {
     "AmberTrainer": "amber_align.trainers.amber",
     "METHODS": "amber_align.trainers",
     "get_method": "amber_align.trainers",
+    # the registries: a new objective or task is one file plus one registration
+    "Objective": "amber_align.objectives",
+    "register_objective": "amber_align.objectives",
+    "Task": "amber_align.tasks.registry",
+    "register_task": "amber_align.tasks.registry",
+    "TaskHandler": "amber_align.tasks.handlers",
     # the align job and its data half
     "run_alignment": "amber_align.pipeline",
     "build_alignment_datasets": "amber_align.data.prepare",
@@ -68,8 +74,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
                                     TokenizerMismatchError)
     from amber_align.extraction import WordAligner
     from amber_align.hub.push import push_folder
+    from amber_align.objectives import Objective, register_objective
     from amber_align.pipeline import run_alignment
     from amber_align.tasks.config import TaskConfig
+    from amber_align.tasks.handlers import TaskHandler
+    from amber_align.tasks.registry import Task, register_task
     from amber_align.tasks.runner import TaskTrainer, run_evaluate, run_finetune
     from amber_align.trainers import METHODS, get_method
     from amber_align.trainers.alignment_config import AlignmentConfig

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import datasets
 import pytest
@@ -173,3 +174,26 @@ def test_a_corpus_filtered_to_nothing_is_one_clear_error(tmp_path, field, value,
                      **{field: value})
     with pytest.raises(ConfigError, match=match):
         build_alignment_datasets(args, mbert_tokenizer())
+
+
+def test_every_raise_site_of_the_trainers_uses_a_package_error():
+    """Trainers, objectives and the task runner raise only the package's own error types (so the CLI prints one
+    `error:` line, exit 2), NotImplementedError for an abstract hook, or re-raise what they caught."""
+    import ast
+
+    import amber_align.errors as errors
+
+    allowed = {name for name, obj in vars(errors).items() if isinstance(obj, type) and
+               issubclass(obj, errors.AmberAlignError)} | {"NotImplementedError"}
+    root = Path(amber_align.__file__).parent
+    files = [*sorted((root / "trainers").glob("*.py")), *sorted((root / "objectives").glob("*.py")),
+             root / "tasks" / "runner.py", root / "tasks" / "handlers.py", root / "tasks" / "registry.py"]
+    bad = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                func = node.exc.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "?")
+                if name not in allowed:
+                    bad.append(f"{path.relative_to(root)}:{node.lineno}: raise {name}")
+    assert len(files) > 10 and not bad, bad

@@ -9,6 +9,7 @@ import json
 import math
 from pathlib import Path
 
+import datasets
 import pytest
 import torch
 import yaml
@@ -184,3 +185,66 @@ def test_two_processes_stop_together_when_one_has_a_nan(tmp_path):
     assert {p.name for p in checkpoint.glob("rng_state_*.pth")} == {"rng_state_0.pth", "rng_state_1.pth"}
     assert json.loads((checkpoint / "trainer_state.json").read_text())["global_step"] == 2
     assert not (tmp_path / "out" / ".incomplete-checkpoints").exists()
+
+
+def _task_trainer(tmp_path, **extra):
+    """The finetune task trainer on a tiny NLI head (4 examples, batch 2), checkpointing every step."""
+    from test_continual import NLI, NO_DROPOUT
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
+
+    from amber_align.modeling import load_tokenizer
+    from amber_align.tasks.config import TaskConfig
+    from amber_align.tasks.preprocess import tokenize_nli
+    from amber_align.tasks.runner import TaskTrainer, labels_mean_cross_entropy
+
+    model_dir = tiny_model_dir("mbert", tmp_path / "tiny", **NO_DROPOUT)
+    tok = load_tokenizer(str(model_dir))
+    config = TaskConfig(task="nli", model_name_or_path=str(model_dir), output_dir=str(tmp_path / "o"), max_steps=3,
+                        logging_steps=1, learning_rate=1e-3, per_device_train_batch_size=2, save_steps=1,
+                        use_cpu=True, report_to=[], seed=0, **extra)
+    feats = tokenize_nli(datasets.Dataset.from_dict(NLI), tok, {"entailment": 0, "neutral": 1, "contradiction": 2},
+                         max_length=32)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=3)
+    return TaskTrainer(model=model, args=config, train_dataset=feats, processing_class=tok,
+                       data_collator=DataCollatorWithPadding(tok), compute_loss_func=labels_mean_cross_entropy)
+
+
+def test_the_task_trainer_stops_on_a_nan_with_the_last_good_checkpoint(tmp_path):
+    trainer = _task_trainer(tmp_path, save_strategy="no")
+
+    def nan_logits(module, args, output):  # step 2's forward returns NaN logits, hence a NaN loss
+        if module.training and trainer.state.global_step == 1:
+            output.logits = output.logits * math.nan
+        return output
+
+    trainer.model.register_forward_hook(nan_logits)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at step 2 \(of 3\): loss part\(s\) task = nan"):
+        trainer.train()
+    assert (tmp_path / "o" / "checkpoint-1" / "trainer_state.json").is_file()
+    assert not (tmp_path / "o" / "checkpoint-2").exists()
+
+
+def test_the_task_trainer_writes_checkpoints_atomically_and_resumes(tmp_path, monkeypatch):
+    """A save that dies half-way (after the weights, before the RNG state) leaves no checkpoint-2; resuming picks
+    checkpoint-1, finishes, and the leftover staging folder is gone."""
+    from amber_align.tasks.runner import TaskTrainer
+
+    trainer = _task_trainer(tmp_path)
+    real = TaskTrainer._save_rng_state
+
+    def dying(self, output_dir):
+        if self.state.global_step == 2:
+            raise KeyboardInterrupt("killed during the save of checkpoint-2")
+        return real(self, output_dir)
+
+    monkeypatch.setattr(TaskTrainer, "_save_rng_state", dying)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    out = tmp_path / "o"
+    assert (out / "checkpoint-1" / "trainer_state.json").is_file() and not (out / "checkpoint-2").exists()
+    assert (out / ".incomplete-checkpoints" / "checkpoint-2" / "model.safetensors").is_file()
+    monkeypatch.setattr(TaskTrainer, "_save_rng_state", real)
+    resumed = _task_trainer(tmp_path)
+    resumed.train(resume_from_checkpoint=str(out / "checkpoint-1"))
+    assert resumed.state.global_step == 3 and (out / "checkpoint-3" / "trainer_state.json").is_file()
+    assert not (out / ".incomplete-checkpoints").exists()

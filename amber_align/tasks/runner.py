@@ -25,6 +25,7 @@ from amber_align.modeling import load_encoder, load_task_model, load_tokenizer, 
 from amber_align.tasks.config import TaskConfig
 from amber_align.tasks.registry import get_task
 from amber_align.tokenization import check_tokenizer_matches_model
+from amber_align.trainers.common import SharedTrainerMixin
 
 __all__ = ["TaskTrainer", "labels_mean_cross_entropy", "run_finetune", "run_evaluate", "load_task_data",
            "evaluate_task_languages", "continual_pairs"]
@@ -43,10 +44,19 @@ def load_task_data(task: str, source: Any, *, lang: str | None = None,
     return ds
 
 
-class TaskTrainer(ModelCardMixin, Trainer):
-    """The plain ``transformers.Trainer`` of ``finetune``, plus the task-model card at every save."""
+class TaskTrainer(ModelCardMixin, SharedTrainerMixin, Trainer):
+    """The ``transformers.Trainer`` of ``finetune`` with what every trainer of the package shares
+    (``amber_align.trainers.common``): the task-model card at every save, atomic checkpoints, and a stop on a
+    non-finite loss (named ``task``) or gradient before it reaches the weights."""
 
     card_kind = "task_model"
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        out = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                   num_items_in_batch=num_items_in_batch)
+        if model.training:
+            self.check_finite_parts({"task": out[0] if return_outputs else out})
+        return out
 
 
 def labels_mean_cross_entropy(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:

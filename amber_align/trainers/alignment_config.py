@@ -34,7 +34,7 @@ _OWN_FIELDS = (
 
 @dataclass
 class AlignmentConfig(TrainingArguments):
-    """Shared fields of the alignment trainers (see DESIGN.md "Data flow")."""
+    """Shared fields of the alignment trainers (see docs/methods.md "Data flow")."""
 
     method: str = field(default="cao", metadata={"help": "Alignment method; `amber-align align` dispatches on it."})
     model_name_or_path: str | None = field(

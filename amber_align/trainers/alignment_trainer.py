@@ -33,7 +33,7 @@ from amber_align.hub.mixin import ModelCardMixin
 from amber_align.logging_utils import get_logger
 from amber_align.modeling import freeze_pooler, load_encoder, load_tokenizer
 from amber_align.objectives import ObjectiveStep
-from amber_align.trainers.common import LossPartsLogging, prepare_frozen_teacher
+from amber_align.trainers.common import SharedTrainerMixin, prepare_frozen_teacher
 from amber_align.trainers.sampler import MultiPairBatchSampler
 
 __all__ = ["AlignmentTrainer"]
@@ -41,7 +41,7 @@ __all__ = ["AlignmentTrainer"]
 logger = get_logger(__name__)
 
 
-class AlignmentTrainer(ModelCardMixin, LossPartsLogging, Trainer):
+class AlignmentTrainer(ModelCardMixin, SharedTrainerMixin, Trainer):
     """Base class: trains the objectives of ``args.objectives()``; subclasses choose the model, collator and data.
 
     A subclass with a loss outside the registry overrides ``compute_loss_parts`` and sets ``count_keys``."""
@@ -58,7 +58,6 @@ class AlignmentTrainer(ModelCardMixin, LossPartsLogging, Trainer):
         frozen = freeze_pooler(self.model)
         if frozen:
             logger.info(f"pooler frozen ({frozen} parameters): unused by alignment, kept in the checkpoint")
-        self._init_parts()
         self._eval_parts: dict[str, list[torch.Tensor]] = defaultdict(list)
         self.alignment_objectives = list(self.args.objectives()) if hasattr(self.args, "objectives") else []
         self.objective_losses = {o.name: o.build(self.args) for o in self.alignment_objectives}
@@ -136,7 +135,7 @@ class AlignmentTrainer(ModelCardMixin, LossPartsLogging, Trainer):
         if teacher is None:
             path = getattr(self.args, "model_name_or_path", None)
             if path is None:
-                raise ValueError("a frozen teacher is needed: pass teacher= or set model_name_or_path in the config")
+                raise ConfigError("a frozen teacher is needed: pass teacher= or set model_name_or_path in the config")
             teacher = load_encoder(path, allow_pickle_weights=getattr(self.args, "allow_pickle_weights", False))
         if self.args.bf16 and getattr(self.args, "teacher_bf16", False):
             teacher = teacher.to(torch.bfloat16)  # it only runs forward under no_grad: bf16 weights suffice
@@ -182,7 +181,8 @@ class AlignmentTrainer(ModelCardMixin, LossPartsLogging, Trainer):
 
     def get_train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
-            raise ValueError("training requires a train_dataset")
+            raise ConfigError(f"{type(self).__name__}.train(): no train_dataset: pass train_dataset= or set "
+                              "train_data in the config")
         ds = self.train_dataset
         if hasattr(ds, "num_pairs"):  # amber_align.data.streaming.PairStreams: round-robin over the pairs
             return self._streaming_dataloader(ds)

@@ -1,20 +1,26 @@
-"""Pieces every trainer with named loss parts shares: logging the parts, stopping on a non-finite loss, atomic
-checkpoints, and preparing a frozen teacher.
+"""What every trainer of the package shares, the task trainers included: atomic checkpoints, the non-finite guard
+and loss-part logging, as three small ``transformers.Trainer`` mixins stacked in one base (``SharedTrainerMixin``),
+and preparing a frozen teacher.
 
-- ``LossPartsLogging``: a ``Trainer`` mixin; ``record_parts`` accumulates detached parts each training step and
-  ``log()`` reports each as its mean over the logging window and over processes (the way the Trainer reports
-  ``loss``), so ``cao_link`` or ``task`` sit next to ``loss`` in every log line. ``record_parts`` also checks that
-  every part is finite, on every process, *before* the backward pass: a NaN/Inf part stops the run with
-  ``NonFiniteLossError`` naming the step and the part, after saving the last good state as a checkpoint (the
-  weights have not been touched by the bad step). This is the numerics guard of the alignment trainers (Cao,
-  AMBER) and of the continual trainer; with fp16, accelerate's GradScaler in addition skips optimizer steps whose
-  gradients overflow (see docs/errors.md, "Numerics").
-- ``AtomicCheckpoints`` (a base of ``LossPartsLogging``): each ``checkpoint-N`` is written into
-  ``<output_dir>/.incomplete-checkpoints/`` and renamed into place once every file (weights, optimizer, scheduler,
-  RNG states of every process, ``trainer_state.json``) is written, so a run killed during a save never leaves a
-  ``checkpoint-N`` that looks complete, and ``--resume_from_checkpoint`` never picks up a half-written one.
+- ``AtomicCheckpoints``: each ``checkpoint-N`` is written into ``<output_dir>/.incomplete-checkpoints/`` and renamed
+  into place once every file (weights, optimizer, scheduler, RNG states of every process, ``trainer_state.json``) is
+  written, so a run killed during a save never leaves a ``checkpoint-N`` that looks complete, and
+  ``--resume_from_checkpoint`` never picks up a half-written one. A callback cannot do this (callbacks run after
+  the checkpoint is written), so the mixin redirects the Trainer's own ``_save_checkpoint`` through class-level
+  overrides of the folder it writes into and of the Hub push it starts; no method is swapped on an instance.
+- ``NonFiniteGuard``: ``check_finite_parts`` checks the loss parts on every process *before* the backward pass; a
+  NaN/Inf stops the run with ``NonFiniteLossError`` naming the step and the part, after saving the last good state
+  as a checkpoint (the weights have not been touched by the bad step). A non-finite gradient norm stops the run
+  before the optimizer step unless fp16's GradScaler, which skips such steps itself, is active (docs/errors.md,
+  "Numerics").
+- ``LossPartsLogging``: ``record_parts`` accumulates the detached parts of each training step (after the guard's
+  check) and ``log()`` reports each as its mean over the logging window and over processes (the way the Trainer
+  reports ``loss``), so ``cao_link`` or ``task`` sit next to ``loss`` in every log line.
 - ``prepare_frozen_teacher``: a frozen original model is never a submodule of the trained one: it is loaded
   separately, put in eval mode, frozen and prepared with ``accelerator.prepare_model(..., evaluation_mode=True)``.
+
+The alignment trainers, the continual-learning trainer and the task trainer of ``finetune`` all derive from
+``ModelCardMixin`` (``amber_align.hub.mixin``: the card at every save) and ``SharedTrainerMixin``.
 """
 
 from __future__ import annotations
@@ -29,11 +35,12 @@ from typing import Any
 import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
-from amber_align.errors import NonFiniteLossError
+from amber_align.errors import ConfigError, NonFiniteLossError
 from amber_align.io_utils import replace_directory
 from amber_align.logging_utils import get_logger
 
-__all__ = ["AtomicCheckpoints", "LossPartsLogging", "prepare_frozen_teacher", "STAGING_DIR"]
+__all__ = ["AtomicCheckpoints", "NonFiniteGuard", "LossPartsLogging", "SharedTrainerMixin", "prepare_frozen_teacher",
+           "STAGING_DIR"]
 
 logger = get_logger(__name__)
 
@@ -45,9 +52,24 @@ class AtomicCheckpoints:
     """Mixin for ``transformers.Trainer`` subclasses: ``checkpoint-N`` appears with one rename once complete.
 
     The Trainer's own ``_save_checkpoint`` does the saving (model, optimizer, scheduler, scaler, RNG, state and
-    rotation); only the folder it writes into is redirected to a staging folder on the same filesystem. With a
+    rotation); while it runs, ``_get_output_dir`` names the staging folder on the same filesystem (so it rotates
+    nothing there) and ``_push_from_checkpoint`` only notes the push, which starts once the folder is renamed. With a
     hyper-parameter search (per-trial folders) the Trainer's direct write is kept.
     """
+
+    _staging_root: str | None = None
+    _staged_pushes: list[str] | None = None
+
+    def _get_output_dir(self, trial: Any) -> str:
+        if self._staging_root is not None:
+            return self._staging_root
+        return super()._get_output_dir(trial=trial)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        if self._staged_pushes is not None:
+            self._staged_pushes.append(checkpoint_folder)
+            return
+        super()._push_from_checkpoint(checkpoint_folder)
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         if trial is not None or getattr(self, "hp_search_backend", None) is not None:
@@ -59,15 +81,12 @@ class AtomicCheckpoints:
         if self.args.should_save:
             shutil.rmtree(staged, ignore_errors=True)  # left by a save that was killed
         self.accelerator.wait_for_everyone()
-        pushes: list[str] = []
-        # Instance attributes shadow the two methods for the duration of the Trainer's save: it writes under the
-        # staging folder, rotates nothing there, and the Hub push (if any) waits for the renamed folder.
-        self._get_output_dir = lambda trial=None: str(staging_root)
-        self._push_from_checkpoint = pushes.append
+        self._staging_root, self._staged_pushes = str(staging_root), []
         try:
             super()._save_checkpoint(model, trial)
+            pushes = self._staged_pushes
         finally:
-            del self._get_output_dir, self._push_from_checkpoint
+            self._staging_root, self._staged_pushes = None, None
         best = self.state.best_model_checkpoint
         if best and Path(best).parent == staging_root:
             self.state.best_model_checkpoint = str(run_dir / Path(best).name)
@@ -85,19 +104,8 @@ class AtomicCheckpoints:
             self._push_from_checkpoint(str(run_dir / name))
 
 
-class LossPartsLogging(AtomicCheckpoints):
-    """Mixin for ``transformers.Trainer`` subclasses (put it first in the bases)."""
-
-    def _init_parts(self) -> None:
-        self._train_parts: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
-        self._parts_last_step = 0
-
-    def record_parts(self, parts: dict[str, torch.Tensor], scale: float = 1.0) -> None:
-        """Check that this step's parts are finite (see ``check_finite_parts``), then add them (detached) to the
-        running sums logged by ``log()``. Called before the backward pass."""
-        self.check_finite_parts(parts)
-        for name, value in parts.items():
-            self._train_parts[name] = self._train_parts[name] + value.detach() * scale
+class NonFiniteGuard(AtomicCheckpoints):
+    """Mixin for ``transformers.Trainer`` subclasses: stop on a non-finite loss part or gradient norm."""
 
     def check_finite_parts(self, parts: dict[str, torch.Tensor]) -> None:
         """Raise ``NonFiniteLossError`` when a part is NaN/Inf on any process, after saving the last good state.
@@ -166,6 +174,25 @@ class LossPartsLogging(AtomicCheckpoints):
             self._save_checkpoint(self.model, trial=None)
         return str(folder)
 
+
+class LossPartsLogging(NonFiniteGuard):
+    """Mixin for ``transformers.Trainer`` subclasses: log every loss part next to ``loss`` (and guard it)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._init_parts()
+
+    def _init_parts(self) -> None:
+        self._train_parts: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
+        self._parts_last_step = 0
+
+    def record_parts(self, parts: dict[str, torch.Tensor], scale: float = 1.0) -> None:
+        """Check that this step's parts are finite (``check_finite_parts``), then add them (detached) to the
+        running sums logged by ``log()``. Called before the backward pass."""
+        self.check_finite_parts(parts)
+        for name, value in parts.items():
+            self._train_parts[name] = self._train_parts[name] + value.detach() * scale
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._train_parts:
             steps = max(self.state.global_step - self._parts_last_step, 1)
@@ -180,10 +207,16 @@ class LossPartsLogging(AtomicCheckpoints):
         super().log(logs, start_time)
 
 
+class SharedTrainerMixin(LossPartsLogging):
+    """The base every trainer of the package puts before ``transformers.Trainer`` (after ``ModelCardMixin``):
+    atomic checkpoints, the non-finite guard and loss-part logging."""
+
+
 def prepare_frozen_teacher(accelerator: Any, teacher: torch.nn.Module, trained: torch.nn.Module) -> torch.nn.Module:
     """Freeze ``teacher`` (a separate object from ``trained``) and prepare it for evaluation-only use."""
     if teacher is trained:
-        raise ValueError("the teacher must be a separate model object, not the trained model")
+        raise ConfigError("the teacher must be a separate model object, not the trained model (load it again, or "
+                          "pass teacher=None to load the original from model_name_or_path)")
     teacher.eval()
     teacher.requires_grad_(False)
     return accelerator.prepare_model(teacher, evaluation_mode=True)

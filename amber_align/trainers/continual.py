@@ -19,10 +19,11 @@ import datasets
 import torch
 from transformers import Trainer
 
+from amber_align.errors import ConfigError
 from amber_align.hub.mixin import ModelCardMixin
 from amber_align.losses.cao import CaoLoss
 from amber_align.objectives.cao import cao_loss_parts
-from amber_align.trainers.common import LossPartsLogging, prepare_frozen_teacher
+from amber_align.trainers.common import SharedTrainerMixin, prepare_frozen_teacher
 from amber_align.trainers.pair_collator import AlignedPairCollator
 
 __all__ = ["ContinualTaskTrainer", "CONTINUAL_PARTS"]
@@ -30,7 +31,7 @@ __all__ = ["ContinualTaskTrainer", "CONTINUAL_PARTS"]
 CONTINUAL_PARTS = ("task", "cao_link", "cao_anchor")
 
 
-class ContinualTaskTrainer(ModelCardMixin, LossPartsLogging, Trainer):
+class ContinualTaskTrainer(ModelCardMixin, SharedTrainerMixin, Trainer):
     """A ``Trainer`` for any stock task head (token/sequence classification, QA) plus the Cao alignment parts.
 
     Args:
@@ -46,9 +47,8 @@ class ContinualTaskTrainer(ModelCardMixin, LossPartsLogging, Trainer):
                  pooling: str = "mean", **kwargs: Any):
         super().__init__(*args, **kwargs)
         if len(alignment_pairs) == 0:
-            raise ValueError("continual learning needs a non-empty pool of aligned pairs")
+            raise ConfigError("continual_data: continual learning needs a non-empty pool of aligned pairs, got none")
         self.model_accepts_loss_kwargs = False  # the loss is ours: task mean + alignment means
-        self._init_parts()
         self.alignment_pairs = alignment_pairs
         self.pair_batch_size = pair_batch_size
         pad = self.processing_class.pad_token_id if self.processing_class is not None else 0

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from amber_align.errors import ConfigError
 from amber_align.losses.pooling import POOLING_MODES
 
 __all__ = ["AlignedPairCollator"]
@@ -53,7 +54,7 @@ class AlignedPairCollator:
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLING_MODES:
-            raise ValueError(f"pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
+            raise ConfigError(f"pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         b = len(features)

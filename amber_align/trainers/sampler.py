@@ -1,4 +1,4 @@
-"""Deterministic batches with one batch from every language pair per step (DESIGN.md "Batching many languages").
+"""Deterministic batches with one batch from every language pair per step (docs/methods.md "Batching many languages").
 
 The batch size is per language pair; each step concatenates one batch from every pair; an epoch is one pass over
 the largest pair while smaller pairs are reshuffled and cycled. Every batch is a pure function of
@@ -13,6 +13,8 @@ import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+
+from amber_align.errors import ConfigError
 
 __all__ = ["MultiPairBatchSampler"]
 
@@ -45,7 +47,7 @@ class MultiPairBatchSampler:
         drop_last: bool = False,
     ):
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"per_device_train_batch_size: must be >= 1, got {batch_size}")
         self.pair_batch_size = batch_size
         self.seed = seed
         self.epoch = 0
@@ -57,7 +59,7 @@ class MultiPairBatchSampler:
         self.pair_names = keys
         self.pair_indices = [np.flatnonzero(pairs_arr == k) for k in keys]
         if not self.pair_indices:
-            raise ValueError("MultiPairBatchSampler needs at least one row")
+            raise ConfigError("train_dataset: MultiPairBatchSampler needs at least one row, got an empty dataset")
         largest = max(len(ix) for ix in self.pair_indices)
         self.steps_per_epoch = largest // batch_size if drop_last else math.ceil(largest / batch_size)
 
