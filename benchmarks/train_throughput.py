@@ -23,7 +23,7 @@ MLM+TLM+SA+WA), two configurations of the same trainer class:
   are kept until the next step, as in a training loop without ``no_grad``; no gradient flows into it), plain AdamW.
 
 Reported: pairs/s; real (non-pad) tokens/s through the trained model's forwards; pad % of those forwards; MFU on
-real tokens (DESIGN.md "Counting FLOPs for MFU": 6·N·n per trained forward+backward, 2·N·n per teacher forward,
+real tokens (docs/methods.md "Counting FLOPs for MFU": 6·N·n per trained forward+backward, 2·N·n per teacher forward,
 N = non-embedding parameters, plus 4·L·H·n² attention per forward per sequence and the MLM vocabulary projection
 on masked tokens) against the matmul ceiling measured in the same run (bf16 on a GPU, fp32 on a CPU; or
 ``--peak_tflops``); peak memory (CUDA max allocated per row; on a CPU the process's max RSS so far, which only

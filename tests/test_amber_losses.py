@@ -1,4 +1,5 @@
-"""AMBER's loss modules against hand computations; the WA masks against DESIGN.md's drawing; TLM masking."""
+"""AMBER's loss modules against hand computations; the WA masks against the drawing in docs/methods.md
+"AMBER objectives"; TLM masking."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Word-level encoding of aligned pairs: subword ids, word spans and link spans, oriented to the anchor language.
 
-DESIGN.md "Words" and "Orientation": raw text was word-tokenized once at load; here each side's words go through the
-fast tokenizer with ``is_split_into_words=True`` and ``word_ids()`` gives every word's subword span. Rows are
-oriented so that ``x`` is the foreign side (s) and ``y`` the side in ``anchor_language`` (t), whichever column it
-came from; links are flipped accordingly. Pairs whose either side is longer than ``max_length`` subwords are
+docs/methods.md "Words" and "Orientation": raw text was word-tokenized once at load; here each side's words go
+through the fast tokenizer with ``is_split_into_words=True`` and ``word_ids()`` gives every word's subword span.
+Rows are oriented so that ``x`` is the foreign side (s) and ``y`` the side in ``anchor_language`` (t), whichever
+column it came from; links are flipped accordingly. Pairs whose either side is longer than ``max_length`` subwords are
 skipped and counted (never truncated: truncation would silently cut linked words).
 
 Output columns (all plain int lists, so ``datasets`` can cache them):
@@ -65,7 +65,7 @@ def orient_batch(batch: dict[str, list], anchor_language: str) -> dict[str, list
 
 
 def orient_pairs(dataset: datasets.Dataset, anchor_language: str) -> datasets.Dataset:
-    """Add ``x_words``, ``y_words``, ``xy_links`` with y = the ``anchor_language`` side (DESIGN.md "Orientation").
+    """Add ``x_words``, ``y_words``, ``xy_links`` with y = the ``anchor_language`` side (docs/methods.md "Orientation").
 
     A pair with neither side in ``anchor_language`` is a configuration error naming the pairs found.
     """

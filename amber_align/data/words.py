@@ -1,4 +1,4 @@
-"""Word tokenization of raw sentences, done once at load (DESIGN.md "Words").
+"""Word tokenization of raw sentences, done once at load (docs/methods.md "Words").
 
 The same words feed the word aligner (eflomal/fast_align write Pharaoh indices into them), the links, and training
 (each word's subwords come from the fast tokenizer's ``word_ids()`` with ``is_split_into_words=True``). So the rule

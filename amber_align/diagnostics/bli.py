@@ -1,6 +1,6 @@
 """Bilingual lexicon induction (BLI) from a contextual encoder (Wang et al., ICLR 2020; Conneau et al., ICLR 2018).
 
-Protocol (DESIGN.md "Wang et al."): a word's vector is its contextual vector averaged over all its occurrences in
+Protocol (docs/methods.md "Wang et al."): a word's vector is its contextual vector averaged over all its occurrences in
 a parallel corpus (:func:`~amber_align.diagnostics.word_vectors.contextual_word_averages`, each side on its own
 sentences); an orthogonal Procrustes map (foreign → English) is fit on the MUSE training dictionary (source ranks
 0-5000) pairs that have vectors on both sides; the test dictionary (ranks 5000-6500) is scored by CSLS retrieval

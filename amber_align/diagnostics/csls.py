@@ -6,7 +6,7 @@ the other set::
 
     CSLS(x, y) = 2·cos(x, y) − r_Y(x) − r_X(y),   r_Y(x) = mean of the k largest cos(x, y') over y' ∈ Y
 
-Cao et al. (2020) use CSLS with ``k = 10`` for contextual word retrieval (DESIGN.md "Evaluation protocols").
+Cao et al. (2020) use CSLS with ``k = 10`` for contextual word retrieval (docs/methods.md "Evaluation protocols").
 Similarities are computed in row chunks so that the intermediate matrices stay bounded (about
 ``_CHUNK_ELEMENTS`` floats) for 50k × 50k sets; only :func:`csls_scores` returns the full ``[n, m]`` matrix,
 :func:`csls_nearest` and :func:`retrieval_accuracy` never build it.

@@ -6,7 +6,7 @@ geometry: the cosine distance ``1 − cos`` of *related* pairs (a foreign word a
 against *unrelated* pairs (the same foreign word with a random English word of another link). Alignment pulls
 related pairs together; fine-tuning partly undoes it. The paired difference ``unrelated − related`` (one value per
 link) shows this per word; its histogram, for the model before alignment, after it and after fine-tuning, is the
-paper's figure (DESIGN.md "Evaluation protocols").
+paper's figure (docs/methods.md "Evaluation protocols").
 """
 
 from __future__ import annotations

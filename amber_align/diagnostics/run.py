@@ -113,8 +113,9 @@ def diagnose_distances(models: Mapping[str, str], source: Mapping[str, Any], out
 
 def diagnose_aer(pred: str | Path, gold: str | Path, output_dir: str | Path, *, name: str = "pred",
                  pred_one_based: bool = False, gold_zero_based: bool = False) -> dict[str, Any]:
-    """AER / precision / recall / F1 (percent) of a Pharaoh file against gold (sure + possible links; DESIGN.md),
-    plus ``aer_per_sentence.tsv``; results and a bar chart under ``output_dir``."""
+    """AER / precision / recall / F1 (percent) of a Pharaoh file against gold (sure + possible links;
+    docs/methods.md "Evaluation protocols"), plus ``aer_per_sentence.tsv``; results and a bar chart under
+    ``output_dir``."""
     from amber_align.data.aer import alignment_scores, per_sentence_aer
     from amber_align.data.alignments import read_gold_alignments, read_pharaoh
     from amber_align.tasks.results import write_results

@@ -3,7 +3,7 @@ Representations", §4), the intrinsic measure of how well aligned a model's word
 
 Every linked word occurrence of held-out parallel sentences is a query; the targets are all linked word
 occurrences of the other language in the same set, and the gold target is the query's link partner. Retrieval
-is by CSLS with ``k = 10`` (DESIGN.md "Evaluation protocols"; plain cosine is available for comparison), in both
+is by CSLS with ``k = 10`` (docs/methods.md "Evaluation protocols"; plain cosine is available for comparison), in both
 directions: foreign → English (``xx2en``) and English → foreign (``en2xx``).
 
 An occurrence counts once as a query and once as a target even when it has several links (one-to-many links are

@@ -1,5 +1,5 @@
 """Feature-based cross-lingual NER on frozen (refined) encoder features (Wang et al., ICLR 2020, "Cross-lingual
-Alignment vs Joint Training: A Comparative Study and A Simple Unified Framework", §4, contextual models; DESIGN.md
+Alignment vs Joint Training: A Comparative Study and A Simple Unified Framework", §4, contextual models; docs/methods.md
 "Wang et al.").
 
 The encoder is frozen: every word gets one vector, the feature ``Σ_l h_l W_l`` (layers 9-12 of mBERT) of its first

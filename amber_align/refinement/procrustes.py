@@ -6,9 +6,9 @@ the foreign language) and ``x[i]`` (the fixed side, English), a map ``W`` of sha
 
 * :func:`orthogonal_procrustes` — ``W = argmin_{WᵀW = I} ||Z W − X||_F``. With ``SVD(Zᵀ X) = U Σ Vᵀ`` the solution
   is ``W = U Vᵀ`` (Schönemann 1966): ``||ZW − X||² = const − 2 tr(Wᵀ Zᵀ X) = const − 2 tr(Vᵀ Wᵀ U Σ)``, largest
-  when ``Vᵀ Wᵀ U = I``. DESIGN.md writes the same map as ``W = V Uᵀ``; that is the *column*-vector form
-  (``x ≈ W z``), i.e. the transpose of ours. Wang et al. (ICLR 2020) §3.2 and Conneau et al. (ICLR 2018) use it
-  for alignment refinement / BLI.
+  when ``Vᵀ Wᵀ U = I``. docs/methods.md "Wang et al." writes the same map as ``W = V Uᵀ``; that is the
+  *column*-vector form (``x ≈ W z``), i.e. the transpose of ours. Wang et al. (ICLR 2020) §3.2 and Conneau et al.
+  (ICLR 2018) use it for alignment refinement / BLI.
 * :func:`least_squares_map` — unconstrained (optionally ridge-regularised) linear map, the "linear" variant.
 * :func:`reallocate_vocabulary` — Wang et al. §3.3: a word whose relative frequency on one side is ≥ τ (0.9) is
   language-specific to that side, else shared. :func:`link_mask_for_reallocation` turns that into which word

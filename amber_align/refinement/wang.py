@@ -1,5 +1,5 @@
 """Alignment refinement of a jointly trained contextual encoder (Wang et al., ICLR 2020, "Cross-lingual Alignment vs
-Joint Training: A Comparative Study and A Simple Unified Framework", contextual variant; DESIGN.md "Wang et al.").
+Joint Training: A Comparative Study and A Simple Unified Framework", contextual variant; docs/methods.md "Wang et al.").
 
 mBERT is the jointly trained model. Refinement fits, for every layer ``l`` in {9, 10, 11, 12} (``hidden_states``
 indices: 0 = embeddings, 12 = last layer of mBERT-base), a map ``W_l`` from foreign to English word vectors —

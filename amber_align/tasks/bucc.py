@@ -1,6 +1,6 @@
 """BUCC 2018 bitext mining: read the shared-task files, mine with the ratio margin, tune a threshold, score F1.
 
-Protocol (DESIGN.md, "Evaluation protocols"; LASER's ``bucc.sh`` and XTREME's ``utils_retrieve.py``): embed every
+Protocol (docs/methods.md, "Evaluation protocols"; LASER's ``bucc.sh`` and XTREME's ``utils_retrieve.py``): embed every
 sentence of both sides by mean pooling (``retrieval.encode_sentences``), score candidates by the ratio margin of
 Artetxe & Schwenk (2019) over k = 4 neighbours, keep each side's best candidate and combine the two directions
 (``mode="max"``: LASER's rule), tune the score threshold that maximises F1 against the gold pairs of one split

@@ -33,7 +33,7 @@ _OWN_FIELDS = (
 
 @dataclass
 class TaskConfig(TrainingArguments):
-    """Fields of a zero-shot transfer run (DESIGN.md, "Evaluation protocols")."""
+    """Fields of a zero-shot transfer run (docs/methods.md, "Evaluation protocols")."""
 
     task: str = field(default="nli", metadata={
         "help": f"Task: a registered task (amber_align.tasks.registry): {', '.join(task_names())} "

@@ -5,13 +5,13 @@ table and ``results.json`` in the package. The ``evaluate`` modules under ``ambe
 wrappers around these functions (``evaluate.load(evaluate_module_path("mlqa_squad"))``), so that numbers computed
 inside and outside the package cannot drift apart.
 
-QA normalisation (DESIGN.md, "Evaluation protocols"):
+QA normalisation (docs/methods.md, "Evaluation protocols"):
 
 * ``mlqa=False``: the official SQuAD v1.1 script: lower-case, drop ``string.punctuation``, drop the English
   articles a/an/the, collapse whitespace; F1 over whitespace tokens. ``lang`` is ignored.
 * ``mlqa=True``: the MLQA script (``mlqa_evaluation_v1.py``) rules: lower-case, drop punctuation *and symbols*
   (every character whose Unicode category starts with P or S; the official script drops P* and
-  ``string.punctuation``, so it keeps non-ASCII symbols such as € ° ©, which we drop, as DESIGN.md says), drop the
+  ``string.punctuation``, so it keeps non-ASCII symbols such as € ° ©, which we drop, as docs/methods.md says), drop the
   language's articles, then tokenize: whitespace, except zh, where every CJK ideograph is a token of its own
   ("mixed segmentation"). Languages MLQA does not cover get no article rule and whitespace tokens.
 """

@@ -1,6 +1,6 @@
 """Every alignment method of the package, from one mini multilingual BERT, on the same zero-shot benchmarks.
 
-Methods (DESIGN.md; each is ``amber-align align`` on the same parallel data, then the same evaluation):
+Methods (docs/methods.md; each is ``amber-align align`` on the same parallel data, then the same evaluation):
 
 * ``none``: the pretrained mini mBERT as it is;
 * ``cao_last`` / ``cao_mean``: Cao et al. (aligned-word MSE + anchor MSE to the frozen original), the word vector
