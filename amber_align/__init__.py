@@ -35,6 +35,10 @@ _EXPORTS: dict[str, str] = {
     "AmberTrainer": "amber_align.trainers.amber",
     "METHODS": "amber_align.trainers",
     "get_method": "amber_align.trainers",
+    # argument groups shared by the configs (model, parallel data, Cao loss)
+    "ModelArguments": "amber_align.arguments",
+    "ParallelDataArguments": "amber_align.arguments",
+    "CaoArguments": "amber_align.arguments",
     # the registries: a new objective or task is one file plus one registration
     "Objective": "amber_align.objectives",
     "register_objective": "amber_align.objectives",
@@ -68,6 +72,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
+    from amber_align.arguments import CaoArguments, ModelArguments, ParallelDataArguments
     from amber_align.data.parallel import ParallelSource, load_parallel
     from amber_align.data.prepare import build_alignment_datasets, prepare_parallel_data
     from amber_align.errors import (AmberAlignError, ConfigError, DataFormatError, MissingDependencyError,

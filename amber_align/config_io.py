@@ -149,20 +149,29 @@ class ConfigParser(HfArgumentParser):
         self._group_fields(config_help)
 
     def _group_fields(self, config_help: str) -> None:
-        """``--help`` in two groups: the package's fields (with the method's defaults) first, then those inherited
-        from the ``transformers`` base class (``TrainingArguments``) that the config leaves as they are."""
+        """``--help`` in groups: the config's own fields (with the method's defaults) first, then each argument
+        group it includes (``amber_align.arguments``: model, parallel data, Cao loss), then the fields of the
+        ``transformers`` base class (``TrainingArguments``) that the config leaves as they are."""
         cls = self.config_class
         base = next((k for k in cls.__mro__ if k.__module__.startswith("transformers")), None)
-        own = {name for k in cls.__mro__ if base is None or (k is not base and issubclass(k, base))
-               for name in getattr(k, "__annotations__", {})}
-        ours = self.add_argument_group(f"{cls.__name__} fields")
-        ours.add_argument("--config", default=None, metavar="FILE", help=config_help)
-        inherited = self.add_argument_group(f"{base.__name__} fields (transformers)") if base is not None else None
+
+        def home(k: type) -> type:  # the config and its own bases below TrainingArguments form one group
+            return cls if base is not None and k is not base and issubclass(k, base) else k
+
+        owners: dict[str, type] = {}
+        for k in reversed(cls.__mro__):  # the most derived declaration wins
+            for name in vars(k).get("__annotations__", {}):
+                owners[name] = home(k)
+        order = [cls] + [k for k in cls.__mro__ if home(k) is k and k not in (cls, base) and k in owners.values()]
+        groups = {k: self.add_argument_group(f"{k.__name__} fields") for k in order}
+        if base is not None:
+            groups[base] = self.add_argument_group(f"{base.__name__} fields (transformers)")
+        groups[cls].add_argument("--config", default=None, metavar="FILE", help=config_help)
         for action in list(self._optionals._group_actions):
             name = action.dest
             if name == "help" or name == "config":
                 continue
-            target = ours if inherited is None or name in own else inherited
+            target = groups.get(owners.get(name, cls), groups[cls])
             self._optionals._group_actions.remove(action)
             target._group_actions.append(action)
 
@@ -220,6 +229,7 @@ class ConfigParser(HfArgumentParser):
         known = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
         if flags:
             name = flags[0].split("=")[0][2:].replace("-", "_")
+            _renamed(name, {f.name for f in dataclasses.fields(self.config_class)}, self.prog)
             close = difflib.get_close_matches(name, [k[2:] for k in known if "-" not in k[2:]], n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"{self.prog}: unknown field {name!r} for {self.config_class.__name__}{hint} "
@@ -290,6 +300,17 @@ def _coerce_number(value: Any, annotation: Any) -> Any:
     return value
 
 
+#: former spellings of settings: refused with the new name (one spelling per setting)
+RENAMED_FIELDS = {"continual_link_weight": "link_weight", "continual_anchor_weight": "anchor_weight",
+                  "continual_pooling": "pooling"}
+
+
+def _renamed(key: str, fields: Any, source: str) -> None:
+    new = RENAMED_FIELDS.get(key)
+    if new is not None and new in fields:
+        raise ConfigError(f"{source}: {key!r} is now {new!r} (one spelling per setting, as in CaoConfig)")
+
+
 def build_config(values: Mapping[str, Any], *, source: str = "config", config_class: type | None = None) -> Any:
     """Build the config dataclass from ``values``, checking names and types first: ``config_class`` when given
     (e.g. ``TaskConfig``), else the alignment method's config chosen by the ``method`` field."""
@@ -299,6 +320,7 @@ def build_config(values: Mapping[str, Any], *, source: str = "config", config_cl
     hints = typing.get_type_hints(cls)
     for key, value in values.items():
         if key not in fields:
+            _renamed(key, fields, source)
             close = difflib.get_close_matches(key, list(fields), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"{source}: unknown field {key!r} for {cls.__name__}{hint}")

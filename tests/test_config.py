@@ -173,7 +173,7 @@ def test_cli_bad_value_exits_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: amber-align align: argument --max_steps/--max-steps: invalid int value: 'ten'"]
     assert main(["finetune", "--task", "xsr"]) == 2
-    assert "xsr and bucc are evaluation only" in capsys.readouterr().err
+    assert "finetune --task: task 'xsr' has no training; use evaluate" in capsys.readouterr().err
     assert main(["finetune"]) == 2
     assert "--task is required" in capsys.readouterr().err
 
@@ -202,3 +202,38 @@ def test_choices_are_defined_once_and_checked_for_python_and_yaml_values(tmp_pat
     assert meta["sa_similarity"] is choices.SA_SIMILARITIES and meta["so_guide"] is choices.SO_GUIDES
     with pytest.raises(ConfigError, match=r"AmberConfig.so_guide: expected one of \('self', 'links'\), got 'gold'"):
         load_config(None, {"method": "amber", "so_guide": "gold", "output_dir": str(tmp_path)})
+
+
+def test_a_renamed_field_names_its_new_spelling(tmp_path):
+    """One spelling per setting: the continual Cao weights are CaoConfig's names; the old ones say so."""
+    from amber_align.cli import main
+    from amber_align.tasks.config import TaskConfig
+
+    path = tmp_path / "nli.yaml"
+    path.write_text("task: nli\ncontinual_link_weight: 0.01\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"nli.yaml: 'continual_link_weight' is now 'link_weight' \(one spelling"):
+        load_config(path, config_class=TaskConfig)
+    assert main(["finetune", "--task", "nli", "--continual_pooling", "mean"]) == 2
+    config = TaskConfig(task="nli", output_dir=str(tmp_path), report_to=[])
+    assert (config.link_weight, config.anchor_weight, config.anchor, config.pooling) == (0.01, 1.0, "current", "mean")
+
+
+def test_argument_groups_are_shared_and_usable_alone(tmp_path):
+    """Model, data and Cao settings are defined once (amber_align.arguments) and shared by the method configs and
+    TaskConfig; the data group alone is checked and feeds the data pipeline (diagnostics, continual pool)."""
+    import dataclasses
+
+    from amber_align.arguments import CaoArguments, ModelArguments, ParallelDataArguments
+    from amber_align.tasks.config import TaskConfig
+    from amber_align.trainers import AmberConfig, CaoConfig
+
+    for cls in (CaoConfig, AmberConfig):
+        assert issubclass(cls, (ModelArguments)) and issubclass(cls, ParallelDataArguments)
+        assert issubclass(cls, CaoArguments)
+    assert issubclass(TaskConfig, ModelArguments) and issubclass(TaskConfig, CaoArguments)
+    help_of = {f.name: f.metadata["help"] for f in dataclasses.fields(CaoConfig)}
+    assert help_of["anchor_weight"] == {f.name: f.metadata["help"] for f in dataclasses.fields(AmberConfig)}[
+        "anchor_weight"]
+    assert ParallelDataArguments(max_words=3).needs_word_links()
+    with pytest.raises(ConfigError, match=r"ParallelDataArguments.max_length: expected a value >= 2, got 1"):
+        ParallelDataArguments(max_length=1)

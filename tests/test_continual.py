@@ -129,5 +129,5 @@ def test_finetune_with_continual_alignment_end_to_end(tmp_path):
 def test_continual_without_data_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="continual_data: continual_alignment needs parallel sources"):
         TaskConfig(task="nli", output_dir=str(tmp_path), continual_alignment=True, report_to=[])
-    with pytest.raises(ConfigError, match="continual_link_weight: expected a value >= 0, got -1"):
-        TaskConfig(task="nli", output_dir=str(tmp_path), continual_link_weight=-1.0, report_to=[])
+    with pytest.raises(ConfigError, match="TaskConfig.link_weight: expected a value >= 0, got -1"):
+        TaskConfig(task="nli", output_dir=str(tmp_path), link_weight=-1.0, report_to=[])

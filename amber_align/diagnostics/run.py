@@ -38,12 +38,13 @@ def linked_pairs(source: Mapping[str, Any], tokenizer: Any, *, options: Mapping[
 
     ``options`` are further alignment-pipeline fields (pretokenized, max_words, symmetrization, one_to_one, ...).
     """
+    from amber_align.arguments import ParallelDataArguments
     from amber_align.config_io import build_config
-    from amber_align.pipeline import build_alignment_datasets
+    from amber_align.data.prepare import build_alignment_datasets
 
-    config = build_config({**(options or {}), "method": "cao", "output_dir": "unused", "model_name_or_path": "unused",
-                           "train_data": [dict(source)], "report_to": []}, source="diagnostics source")
-    pairs, _ = build_alignment_datasets(config, tokenizer)
+    data = build_config({**(options or {}), "train_data": [dict(source)]}, source="diagnostics source",
+                        config_class=ParallelDataArguments)
+    pairs, _ = build_alignment_datasets(data, tokenizer)
     return pairs
 
 

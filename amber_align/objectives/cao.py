@@ -13,11 +13,11 @@ from typing import Any
 
 import torch
 
+from amber_align.arguments import CAO_FIELDS
 from amber_align.losses.cao import CaoLoss
 from amber_align.losses.pooling import pool_segments
 from amber_align.modeling import select_hidden
 from amber_align.objectives.registry import Objective, ObjectiveStep, register_objective
-from amber_align.validation import check_range
 
 __all__ = ["CAO", "cao_loss_parts", "cao_citations"]
 
@@ -60,8 +60,7 @@ def cao_citations(config: Any) -> tuple[str, ...]:
 
 
 def _validate(config: Any) -> None:
-    check_range(type(config).__name__, "anchor_weight", config.anchor_weight, low=0)
-    check_range(type(config).__name__, "link_weight", config.link_weight, low=0)
+    config.check_cao_arguments()  # amber_align.arguments.CaoArguments
 
 
 def _build(config: Any) -> CaoLoss:
@@ -77,7 +76,7 @@ def _compute(step: ObjectiveStep, loss: CaoLoss) -> dict[str, torch.Tensor]:
 
 CAO = register_objective(Objective(
     name="cao", weight_field="cao_weight", parts=("cao_link", "cao_anchor"), build=_build, compute=_compute,
-    cites=cao_citations, fields=("anchor", "anchor_weight", "link_weight"), validate=_validate,
+    cites=cao_citations, fields=CAO_FIELDS, validate=_validate,
     count_keys=("num_links", "num_anchor_tokens"), sentence_layers=lambda config: (config.layer,),
     needs_teacher=True, needs_links=lambda config: True,
     description="aligned-word MSE + anchor_weight · anchor MSE (needs word links)",

@@ -13,7 +13,8 @@ from typing import Any
 
 from transformers import TrainingArguments
 
-from amber_align.choices import POOLING_MODES, QA_NORMALIZATIONS
+from amber_align.arguments import CaoArguments, ModelArguments
+from amber_align.choices import ANCHOR_MODES, QA_NORMALIZATIONS
 from amber_align.errors import ConfigError
 from amber_align.tasks.registry import get_task, task_names
 from amber_align.validation import check_range, validate_fields
@@ -21,32 +22,24 @@ from amber_align.validation import check_range, validate_fields
 __all__ = ["TaskConfig"]
 
 _OWN_FIELDS = (
-    "task", "model_name_or_path", "tokenizer_name_or_path", "train_data", "eval_data", "languages", "data_dir",
+    "task", "train_data", "eval_data", "languages", "data_dir",
     "train_language", "label_list", "label_mapping", "max_seq_length", "doc_stride", "max_answer_length",
     "n_best_size", "qa_normalization", "max_train_examples", "max_eval_examples", "layer", "bucc_k",
     "bucc_dev_split", "bucc_eval_split", "results_dir", "save_model", "resume_from_checkpoint",
-    "allow_pickle_weights", "run_name_in_results", "continual_alignment", "continual_data", "continual_options",
-    "continual_pool_size", "continual_batch_size", "continual_link_weight", "continual_anchor_weight",
-    "continual_anchor_model", "continual_pooling",
+    "run_name_in_results", "continual_alignment", "continual_data", "continual_options", "continual_pool_size",
+    "continual_batch_size", "continual_anchor_model",
 )
 
 
 @dataclass
-class TaskConfig(TrainingArguments):
-    """Fields of a zero-shot transfer run (docs/methods.md, "Evaluation protocols")."""
+class TaskConfig(TrainingArguments, ModelArguments, CaoArguments):
+    """Fields of a zero-shot transfer run (docs/methods.md, "Evaluation protocols"): the task's own, the model
+    (``ModelArguments``), the Cao loss of continual learning (``CaoArguments``, with Efimov's defaults) and
+    ``TrainingArguments``."""
 
     task: str = field(default="nli", metadata={
         "help": f"Task: a registered task (amber_align.tasks.registry): {', '.join(task_names())} "
                 f"({', '.join(task_names(trainable=False))}: evaluation only)."})
-    model_name_or_path: str | None = field(
-        default=None,
-        metadata={"aliases": ["--model"],
-                  "help": "Encoder (aligned or not) to fine-tune, or a fine-tuned task model to evaluate: a Hub id "
-                          "or a local directory."},
-    )
-    tokenizer_name_or_path: str | None = field(
-        default=None, metadata={"help": "Tokenizer (default: the model's). Must match the model's vocabulary."}
-    )
     train_data: Any = field(
         default=None,
         metadata={"help": "English training data: a file path, or a mapping {file, format, lang, max_examples} or "
@@ -114,9 +107,6 @@ class TaskConfig(TrainingArguments):
         metadata={"help": "finetune: resume from a checkpoint-N folder, or true for the newest complete checkpoint "
                           "in output_dir (amber_align.pipeline.resolve_checkpoint)."},
     )
-    allow_pickle_weights: bool = field(
-        default=False, metadata={"help": "Allow pickle-based .bin weights (unsafe: only for files you trust)."}
-    )
     continual_alignment: bool = field(
         default=False,
         metadata={"help": "finetune: keep the Cao alignment loss on during task training (Efimov et al. 2022): "
@@ -135,15 +125,19 @@ class TaskConfig(TrainingArguments):
     )
     continual_pool_size: int = field(default=30000, metadata={"help": "continual: pairs in the pool (Efimov: 30k)."})
     continual_batch_size: int = field(default=16, metadata={"help": "continual: pairs per step (Efimov: 16)."})
-    continual_link_weight: float = field(default=0.01, metadata={"help": "continual: aligned-word MSE weight (0.01)."})
-    continual_anchor_weight: float = field(default=1.0, metadata={"help": "continual: anchor MSE weight (1.0)."})
+    # the Cao loss of continual learning (CaoArguments, Efimov's defaults)
+    anchor: str = field(
+        default="current",
+        metadata={"choices": ANCHOR_MODES,
+                  "help": "continual: target of the aligned-word term for the anchor side: 'current' = f(t) "
+                          "(Efimov's code) or 'frozen' = f0(t)."})
+    link_weight: float = field(default=0.01, metadata={"help": "continual: aligned-word MSE weight (Efimov: 0.01)."})
+    anchor_weight: float = field(default=1.0, metadata={"help": "continual: anchor MSE weight (Efimov: 1.0)."})
     continual_anchor_model: str | None = field(
         default=None,
         metadata={"help": "continual: the frozen original encoder f0 of the anchor MSE (default: "
                           "model_name_or_path, the encoder fine-tuning starts from)."},
     )
-    continual_pooling: str = field(default="mean", metadata={"choices": POOLING_MODES,
-                                                             "help": "continual: word vector from subwords."})
     run_name_in_results: str | None = field(
         default=None, metadata={"help": "Name shown for this run in results.md and plots (default: the model)."}
     )
@@ -154,6 +148,8 @@ class TaskConfig(TrainingArguments):
         if isinstance(self.languages, list) and all(isinstance(x, str) for x in self.languages):  # --languages es,de
             self.languages = [lang.strip() for x in self.languages for lang in x.split(",") if lang.strip()]
         validate_fields(self, _OWN_FIELDS)
+        self.check_model_arguments()
+        self.check_cao_arguments()
         owner = type(self).__name__
         get_task(self.task, what=f"{owner}.task")
         check_range(owner, "max_seq_length", self.max_seq_length, low=8)
@@ -165,8 +161,6 @@ class TaskConfig(TrainingArguments):
         check_range(owner, "bucc_k", self.bucc_k, low=1)
         check_range(owner, "continual_pool_size", self.continual_pool_size, low=1)
         check_range(owner, "continual_batch_size", self.continual_batch_size, low=1)
-        check_range(owner, "continual_link_weight", self.continual_link_weight, low=0)
-        check_range(owner, "continual_anchor_weight", self.continual_anchor_weight, low=0)
         if self.continual_alignment and not self.continual_data:
             raise ConfigError(f"{owner}.continual_data: continual_alignment needs parallel sources, got none")
         if get_task(self.task).name == "qa" and self.doc_stride >= self.max_seq_length:

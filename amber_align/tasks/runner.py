@@ -208,14 +208,13 @@ def run_finetune(config: TaskConfig) -> dict[str, Any]:
 def continual_pairs(config: TaskConfig, tokenizer: Any) -> datasets.Dataset:
     """The pool of aligned pairs for continual learning: ``continual_data`` read, linked (eflomal when links are
     missing) and encoded as for ``amber-align align``, then ``continual_pool_size`` pairs drawn with the seed."""
+    from amber_align.arguments import ParallelDataArguments
     from amber_align.config_io import build_config
-    from amber_align.pipeline import build_alignment_datasets
+    from amber_align.data.prepare import build_alignment_datasets
 
-    cao = build_config({**config.continual_options, "method": "cao", "output_dir": config.output_dir,
-                        "model_name_or_path": config.model_name_or_path, "train_data": config.continual_data,
-                        "pooling": config.continual_pooling, "seed": config.seed, "use_cpu": config.use_cpu,
-                        "report_to": []}, source="continual_options")
-    pairs, _ = build_alignment_datasets(cao, tokenizer)
+    data = build_config({**config.continual_options, "train_data": config.continual_data, "seed": config.seed},
+                        source="continual_options", config_class=ParallelDataArguments)
+    pairs, _ = build_alignment_datasets(data, tokenizer)
     if len(pairs) > config.continual_pool_size:
         pairs = pairs.shuffle(seed=config.seed).select(range(config.continual_pool_size))
     logger.info("continual learning: a pool of %d aligned pairs, %d drawn per step", len(pairs),
@@ -230,8 +229,8 @@ def _continual_trainer(config: TaskConfig, tokenizer: Any, trainer_kwargs: dict[
                            allow_pickle_weights=config.allow_pickle_weights)
     return ContinualTaskTrainer(**trainer_kwargs, alignment_pairs=continual_pairs(config, tokenizer),
                                 teacher=teacher, pair_batch_size=config.continual_batch_size,
-                                link_weight=config.continual_link_weight,
-                                anchor_weight=config.continual_anchor_weight, pooling=config.continual_pooling)
+                                link_weight=config.link_weight, anchor_weight=config.anchor_weight,
+                                pooling=config.pooling, anchor=config.anchor)
 
 
 def run_evaluate(config: TaskConfig) -> dict[str, Any]:

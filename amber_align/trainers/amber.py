@@ -27,7 +27,8 @@ from typing import Any
 
 import torch
 
-from amber_align.choices import ANCHOR_MODES, SO_GUIDES
+from amber_align.arguments import CaoArguments
+from amber_align.choices import SO_GUIDES
 from amber_align.errors import ConfigError
 from amber_align.logging_utils import get_logger
 from amber_align.losses.sentence_alignment import SIMILARITIES
@@ -44,7 +45,7 @@ logger = get_logger(__name__)
 
 
 @dataclass
-class AmberConfig(AlignmentConfig):
+class AmberConfig(AlignmentConfig, CaoArguments):
     """AMBER (Hu et al., NAACL 2021) objectives, each weighted; 0 turns a part off."""
 
     method: str = field(default="amber", metadata={"help": "Alignment method; 'amber' for this config."})
@@ -85,11 +86,6 @@ class AmberConfig(AlignmentConfig):
         default=1.0, metadata={"help": "SA softmax temperature (try 0.05 with cosine; the paper's dot: 1)."})
     sa_gather: bool = field(
         default=True, metadata={"help": "Take SA negatives from every process (autograd-aware all_gather)."})
-    anchor: str = field(
-        default="frozen", metadata={"choices": ANCHOR_MODES,
-                                    "help": "Cao part: anchor-side target 'frozen' = f0(t) or 'current' = f(t)."})
-    anchor_weight: float = field(default=1.0, metadata={"help": "Cao part: λ, weight of the anchor MSE."})
-    link_weight: float = field(default=1.0, metadata={"help": "Cao part: weight of the aligned-word MSE."})
     learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (ours, for continued training)."})
     warmup_steps: float = field(
         default=0.1, metadata={"help": "Warm-up: a ratio of training steps in [0, 1) or a number of steps."})

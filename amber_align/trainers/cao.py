@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from amber_align.choices import ANCHOR_MODES, POOLING_MODES
+from amber_align.arguments import CaoArguments
 from amber_align.errors import ConfigError
 from amber_align.trainers.alignment_config import AlignmentConfig
 from amber_align.trainers.alignment_trainer import AlignmentTrainer
@@ -25,22 +25,11 @@ __all__ = ["CaoConfig", "CaoTrainer"]
 
 
 @dataclass
-class CaoConfig(AlignmentConfig):
+class CaoConfig(AlignmentConfig, CaoArguments):
     """Cao et al. (2020) alignment; defaults follow their optimiser recipe (Adam β=(0.9, 0.98), ε=1e-9, lr 5e-5,
     linear warm-up over the first 10 % then constant, 1 epoch, no weight decay, batch 8 per language)."""
 
     method: str = field(default="cao", metadata={"help": "Alignment method; 'cao' for this config."})
-    anchor: str = field(
-        default="frozen",
-        metadata={"choices": ANCHOR_MODES,
-                  "help": "Target of the aligned-word term for the anchor side: 'frozen' = f0(t) (Cao's code) or "
-                          "'current' = f(t), with gradient (Efimov's code)."},
-    )
-    anchor_weight: float = field(default=1.0, metadata={"help": "λ: weight of the anchor (regularisation) MSE."})
-    link_weight: float = field(default=1.0, metadata={"help": "Weight of the aligned-word MSE."})
-    pooling: str = field(
-        default="mean",
-        metadata={"choices": POOLING_MODES, "help": "Word vector from subwords: first | last (Cao) | mean (Efimov)."})
     # Cao's optimiser recipe as defaults
     learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate (Cao: 5e-5)."})
     adam_beta2: float = field(default=0.98, metadata={"help": "Adam β2 (Cao: 0.98)."})
@@ -73,7 +62,8 @@ class CaoConfig(AlignmentConfig):
         return [get_objective("cao")]
 
     def __post_init__(self) -> None:
-        validate_fields(self, ("anchor", "anchor_weight", "link_weight", "teacher_cache"))
+        validate_fields(self, ("teacher_cache",))
+        self.check_cao_arguments()
         if self.teacher_cache is not None:
             if not isinstance(self.teacher_cache, str) or not self.teacher_cache:
                 raise ConfigError(f"CaoConfig.teacher_cache: expected a folder path or None, got "
@@ -84,8 +74,6 @@ class CaoConfig(AlignmentConfig):
                 raise ConfigError("CaoConfig.teacher_cache: not available with streaming=true (a streamed corpus "
                                   f"is too large to cache and is read once per pass); got {self.teacher_cache!r}")
         check_choice(type(self).__name__, "method", self.method, ("cao",))
-        for objective in self.objectives():
-            objective.validate(self)
         super().__post_init__()
 
 

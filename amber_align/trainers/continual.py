@@ -37,14 +37,15 @@ class ContinualTaskTrainer(ModelCardMixin, SharedTrainerMixin, Trainer):
     Args:
         alignment_pairs: the pool, encoded by ``amber_align.data.encoding.encode_aligned_pairs``.
         teacher: the frozen original encoder f0 (a separate object; frozen and prepared here).
-        pair_batch_size, link_weight, anchor_weight, pooling: Efimov's 16, 0.01, 1.0, mean by default.
+        pair_batch_size, link_weight, anchor_weight, pooling, anchor: Efimov's 16, 0.01, 1.0, mean, current by
+            default (``TaskConfig``'s ``continual_batch_size`` and ``CaoArguments`` fields).
     """
 
     card_kind = "task_model"
 
     def __init__(self, *args: Any, alignment_pairs: datasets.Dataset, teacher: torch.nn.Module,
                  pair_batch_size: int = 16, link_weight: float = 0.01, anchor_weight: float = 1.0,
-                 pooling: str = "mean", **kwargs: Any):
+                 pooling: str = "mean", anchor: str = "current", **kwargs: Any):
         super().__init__(*args, **kwargs)
         if len(alignment_pairs) == 0:
             raise ConfigError("continual_data: continual learning needs a non-empty pool of aligned pairs, got none")
@@ -54,6 +55,7 @@ class ContinualTaskTrainer(ModelCardMixin, SharedTrainerMixin, Trainer):
         pad = self.processing_class.pad_token_id if self.processing_class is not None else 0
         self.pair_collator = AlignedPairCollator(pad_token_id=pad, pooling=pooling)
         self.alignment_loss = CaoLoss(link_weight=link_weight, anchor_weight=anchor_weight)
+        self.anchor = anchor
         self.teacher = prepare_frozen_teacher(self.accelerator, teacher, self.model)
         self._draw_step, self._draw_micro = -1, 0
 
@@ -77,7 +79,7 @@ class ContinualTaskTrainer(ModelCardMixin, SharedTrainerMixin, Trainer):
             out = model(input_ids=pairs["input_ids"], attention_mask=pairs["attention_mask"],
                         output_hidden_states=True)
             parts.update(cao_loss_parts(self.alignment_loss, out.hidden_states[-1], self.teacher, pairs, None,
-                                        layer=-1, anchor="current"))
+                                        layer=-1, anchor=self.anchor))
             self.record_parts(parts)
         loss = sum(parts.values())
         return (loss, outputs) if return_outputs else loss

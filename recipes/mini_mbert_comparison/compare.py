@@ -204,7 +204,7 @@ def task_unit(name: str, model_dir: str, task: str, seed: int, args: argparse.Na
     if task == "nli_continual":
         values.update({"continual_alignment": True, "continual_data": _sources(args.corpus, args.max_pairs),
                        "continual_anchor_model": str(args.model), "continual_pool_size": 30000,
-                       "continual_batch_size": 16, "continual_link_weight": 0.01, "continual_anchor_weight": 1.0,
+                       "continual_batch_size": 16, "link_weight": 0.01, "anchor_weight": 1.0,
                        "continual_options": {"alignment_cache_dir": str(args.out / "links")}})
     started = time.time()
     report = run_finetune(build_config(values, source=f"{name} {task}", config_class=TaskConfig))
