@@ -4,7 +4,7 @@ Subcommands: ``align`` (train an alignment method from a YAML config plus ``--fi
 ``demo`` (the offline demo), ``word-align`` (eflomal alignments of a corpus), ``extract-alignments`` (alignments
 from an encoder), ``aer`` (score alignments against gold), ``finetune`` (English task head, zero-shot evaluation
 of every listed language), ``evaluate`` (the evaluation alone: xsr, bucc, ner, nli, qa), ``compare`` (runs side
-by side), ``diagnose`` (word-retrieval, distances, aer, bli), ``refine`` (Wang et al. per-layer maps) and ``push``
+by side), ``diagnose`` (word-retrieval, distances, bli), ``refine`` (Wang et al. per-layer maps) and ``push``
 (a finished run folder to the Hub). Errors of the package (bad files, bad config, missing extras) print one
 ``error:`` line and exit with status 2; nothing is printed as a traceback.
 """
@@ -45,7 +45,7 @@ def cmd_align(args: argparse.Namespace, extra: list[str]) -> int:
 def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     from amber_align.demo import run_demo
 
-    result = run_demo(output_dir=args.output_dir, overrides=extra, eval_sentences=args.eval_sentences)
+    result = run_demo(output_dir=args.output_dir, overrides=extra, max_eval_examples=args.max_eval_examples)
     print(result["table"])
     print(f"\naligned model saved to {result['output_dir']}")
     return 0
@@ -71,21 +71,24 @@ def cmd_word_align(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def _print_aer(pred_path: str, gold_path: str, *, pred_one_based: bool, gold_zero_based: bool) -> None:
-    """Print AER / precision / recall / F1 (percent) of a Pharaoh file against gold, as JSON."""
-    from amber_align.data.aer import alignment_scores
-    from amber_align.data.alignments import read_gold_alignments, read_pharaoh
+def _print_aer(pred_path: str, gold_path: str, *, pred_one_based: bool, gold_zero_based: bool,
+               output_dir: str | None = None) -> None:
+    """Print AER / precision / recall / F1 (percent) of a Pharaoh file against gold, as JSON; with ``output_dir``
+    also write results.json, a chart and ``aer_per_sentence.tsv`` there (``diagnostics.run.score_alignments``)."""
+    from amber_align.diagnostics.run import score_alignments
 
-    sure, possible = read_gold_alignments(gold_path, one_based=not gold_zero_based)
-    pred = read_pharaoh(pred_path, one_based=pred_one_based, expected_lines=len(sure))
-    scores = alignment_scores(pred, sure, possible)
-    print(json.dumps({k: round(100 * v, 2) for k, v in scores.items()}, indent=2))
+    result = score_alignments(pred_path, gold_path, output_dir, pred_one_based=pred_one_based,
+                              gold_zero_based=gold_zero_based)
+    print(json.dumps({k: round(v, 2) for k, v in result["scores"].items()}, indent=2))
+    if output_dir is not None:
+        print(f"wrote results to {output_dir}")
 
 
 def cmd_aer(args: argparse.Namespace, extra: list[str]) -> int:
     if extra:
         raise_unknown(extra)
-    _print_aer(args.pred, args.gold, pred_one_based=args.pred_one_based, gold_zero_based=args.gold_zero_based)
+    _print_aer(args.pred, args.gold, pred_one_based=args.pred_one_based, gold_zero_based=args.gold_zero_based,
+               output_dir=args.output_dir)
     return 0
 
 
@@ -178,7 +181,7 @@ def cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
-    from amber_align.tasks.results import compare_runs
+    from amber_align.tasks.compare import compare_runs
 
     if extra:
         raise_unknown(extra)
@@ -227,11 +230,7 @@ def cmd_diagnose(args: argparse.Namespace, extra: list[str]) -> int:
         raise_unknown(extra)
     out = Path(args.output_dir)
     options = {"pretokenized": getattr(args, "pretokenized", False)}
-    if args.diagnostic == "aer":
-        result = run.diagnose_aer(args.pred, args.gold, out, pred_one_based=args.pred_one_based,
-                                  gold_zero_based=args.gold_zero_based)
-        print(json.dumps({k: round(v, 2) for k, v in result["scores"].items()}, indent=2))
-    elif args.diagnostic == "word-retrieval":
+    if args.diagnostic == "word-retrieval":
         result = run.diagnose_word_retrieval(_models(args.model), _source(args), out, layer=args.layer, k=args.k,
                                              method=args.method, options=options, max_links=args.max_links)
         print(json.dumps(result, indent=2))
@@ -309,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="offline demo: Cao alignment of MiniLM on bundled Tatoeba data, P@1 before/after")
     p.add_argument("--output_dir", default="amber-align-demo", help="where the aligned model is saved")
-    p.add_argument("--eval_sentences", type=int, default=None, help="evaluate on the first N Tatoeba pairs only")
+    p.add_argument("--max_eval_examples", type=int, default=None,
+                   help="evaluate on the first N Tatoeba pairs only (TaskConfig's name for the same setting)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("word-align", help="eflomal word alignments (extra 'align'): forward, reverse, symmetrised")
@@ -348,11 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gold_zero_based", action="store_true")
     p.set_defaults(func=cmd_extract_alignments)
 
-    p = sub.add_parser("aer", help="AER / precision / recall of a Pharaoh file against gold")
+    p = sub.add_parser("aer", help="AER / precision / recall / F1 of a Pharaoh file against gold (--output_dir: "
+                                   "results.json, chart, per-sentence AER)")
     p.add_argument("--pred", required=True, help="predicted links, Pharaoh i-j (0-based unless --pred_one_based)")
     p.add_argument("--gold", required=True, help="gold links (1-based, 'p' = possible, unless --gold_zero_based)")
     p.add_argument("--pred_one_based", action="store_true")
     p.add_argument("--gold_zero_based", action="store_true")
+    p.add_argument("--output_dir", default=None,
+                   help="also write results.json, aer.png and aer_per_sentence.tsv here")
     p.set_defaults(func=cmd_aer)
 
     p = sub.add_parser("finetune", add_help=False,
@@ -363,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="zero-shot evaluation of a model without training (--help: every field)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("diagnose", help="alignment diagnostics: word-retrieval, distances, aer, bli")
+    p = sub.add_parser("diagnose", help="alignment diagnostics: word-retrieval, distances, bli (AER: amber-align aer)")
     diag = p.add_subparsers(dest="diagnostic", required=True)
     for name, text in (("word-retrieval", "contextual word retrieval (Cao): CSLS accuracy both ways"),
                        ("distances", "related vs unrelated word distances (Efimov), histogram PNG"),
@@ -379,13 +382,6 @@ def build_parser() -> argparse.ArgumentParser:
         d.add_argument("--dictionary_dir", default=None, help="bli: folder of MUSE dictionaries")
         d.add_argument("--output_dir", required=True)
         d.set_defaults(func=cmd_diagnose)
-    d = diag.add_parser("aer", help="AER / precision / recall / F1 against gold, per sentence too")
-    d.add_argument("--pred", required=True, help="predicted links, Pharaoh i-j (0-based unless --pred_one_based)")
-    d.add_argument("--gold", required=True, help="gold links (1-based, 'p' = possible, unless --gold_zero_based)")
-    d.add_argument("--pred_one_based", action="store_true")
-    d.add_argument("--gold_zero_based", action="store_true")
-    d.add_argument("--output_dir", required=True)
-    d.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser("refine", help="Wang et al. refinement: per-layer maps from aligned words, saved as safetensors")
     p.add_argument("--model", required=True, help="encoder directory or Hub id")

@@ -302,7 +302,8 @@ def _coerce_number(value: Any, annotation: Any) -> Any:
 
 #: former spellings of settings: refused with the new name (one spelling per setting)
 RENAMED_FIELDS = {"continual_link_weight": "link_weight", "continual_anchor_weight": "anchor_weight",
-                  "continual_pooling": "pooling"}
+                  "continual_pooling": "pooling", "max_sentences": "max_eval_examples",
+                  "eval_sentences": "max_eval_examples"}
 
 
 def _renamed(key: str, fields: Any, source: str) -> None:

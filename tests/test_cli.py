@@ -135,7 +135,7 @@ def test_evaluate_xsr_cli(tmp_path, capsys):
     d = tiny_model_dir("mbert", tmp_path / "tiny")
     out = tmp_path / "xsr.json"
     assert main(["evaluate", "--task", "xsr", "--model", str(d), "--languages", "es,de",
-                 "--data_dir", str(DATA / "xsr"), "--max_sentences", "20", "--output", str(out),
+                 "--data_dir", str(DATA / "xsr"), "--max_eval_examples", "20", "--output", str(out),
                  "--output_dir", str(tmp_path / "run")]) == 0
     assert "es" in capsys.readouterr().out and out.exists()
     assert set(json.loads(out.read_text())) >= {"eval_xsr_es_xx2en_p@1", "eval_xsr_de_en2xx_p@1", "eval_xsr_avg_xx2en_p@1"}

@@ -44,7 +44,7 @@ def test_demo_data_is_deduplicated_against_xsr():
 
 @needs_minilm
 def test_demo_plumbing_two_steps(tmp_path):
-    result = run_demo(output_dir=tmp_path / "demo", overrides=["--max_steps", "2"], eval_sentences=40)
+    result = run_demo(output_dir=tmp_path / "demo", overrides=["--max_steps", "2"], max_eval_examples=40)
     assert set(result["before"]) == set(result["after"])
     assert "es" in result["table"] and "trained languages (de, es, fr)" in result["table"]
     assert (tmp_path / "demo" / "model.safetensors").exists()
@@ -73,7 +73,7 @@ def test_plain_install_runs_demo_from_another_directory(tmp_path):
     run_dir = tmp_path / "elsewhere"
     run_dir.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "amber_align", "demo", "--output_dir", "out", "--eval_sentences", "20",
+        [sys.executable, "-m", "amber_align", "demo", "--output_dir", "out", "--max_eval_examples", "20",
          "--max_steps", "2"], cwd=run_dir, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert str(target) in subprocess.run(

@@ -55,7 +55,7 @@ def test_aer_hand_computed_and_per_sentence(tmp_path, capsys):
     gold.write_text("1-1 2p3 3-2\n1-1\n", encoding="utf-8")
     pred = tmp_path / "pred"
     pred.write_text("0-0 1-2 2-2\n0-0\n", encoding="utf-8")
-    assert main(["diagnose", "aer", "--pred", str(pred), "--gold", str(gold), "--output_dir", str(tmp_path / "a")]) == 0
+    assert main(["aer", "--pred", str(pred), "--gold", str(gold), "--output_dir", str(tmp_path / "a")]) == 0
     scores = json.loads(capsys.readouterr().out.split("wrote results")[0])
     assert scores["aer"] == pytest.approx(100 * 2 / 7, abs=0.01)
     lines = (tmp_path / "a" / "aer_per_sentence.tsv").read_text().splitlines()

@@ -12,7 +12,7 @@ import torch
 from helpers import mbert_tokenizer, tiny_model
 
 from amber_align.errors import ConfigError, DataFormatError
-from amber_align.refinement.feature_ner import (
+from amber_align.tasks.feature_ner import (
     FeatureTagger,
     LinearChainCRF,
     extract_word_features,

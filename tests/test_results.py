@@ -7,9 +7,9 @@ import json
 import pytest
 
 from amber_align.errors import ConfigError, DataFormatError
+from amber_align.tasks.compare import compare_runs
 from amber_align.tasks.results import (
     average_metrics,
-    compare_runs,
     flatten_metrics,
     format_table,
     load_results,

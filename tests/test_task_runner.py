@@ -116,7 +116,7 @@ def test_cli_finetune_evaluate_compare(tmp_path, files, capsys):
     for name, seed in (("a", "0"), ("b", "1")):
         run = tmp_path / name
         assert main(["evaluate", "--task", "xsr", "--model", str(model), "--languages", "es,de",
-                     "--data_dir", str(demo_dir() / "data" / "xsr"), "--max_sentences", "20",
+                     "--data_dir", str(demo_dir() / "data" / "xsr"), "--max_eval_examples", "20",
                      "--output_dir", str(run)]) == 0
         assert main(["finetune", "--task", "nli", "--config", str(cfg), "--model", str(model),
                      "--output_dir", str(run / "nli"), "--results_dir", str(run), "--seed", seed]) == 0

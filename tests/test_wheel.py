@@ -89,7 +89,7 @@ def test_wheel_in_a_fresh_venv_runs_the_demo_outside_the_checkout(tmp_path):
                            env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert Path(where).is_relative_to(tmp_path / "venv"), where  # the installed package, not the checkout
     proc = subprocess.run([str(tmp_path / "venv" / "bin" / "amber-align"), "demo", "--output_dir", "out",
-                           "--eval_sentences", "20", "--max_steps", "2"],
+                           "--max_eval_examples", "20", "--max_steps", "2"],
                           cwd=run_dir, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "mean xx→en P@1 over the trained languages (de, es, fr)" in proc.stdout

@@ -60,7 +60,7 @@ def _demo_values(overrides: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]
 
 
 def run_demo(output_dir: str | Path = "amber-align-demo", overrides: Sequence[str] | Mapping[str, Any] = (),
-             eval_sentences: int | None = None) -> dict[str, Any]:
+             max_eval_examples: int | None = None) -> dict[str, Any]:
     """Evaluate Tatoeba P@1, align with the packaged recipe, evaluate again; save the model and ``results.json``.
 
     Returns ``{"before", "after", "table", "output_dir", "train_seconds"}``.
@@ -75,11 +75,11 @@ def run_demo(output_dir: str | Path = "amber-align-demo", overrides: Sequence[st
     xsr_dir = demo_dir() / "data" / "xsr"
     tokenizer = load_tokenizer(config.model_name_or_path)
     model = load_encoder(config.model_name_or_path)
-    before = evaluate_tatoeba(model, tokenizer, DEMO_XSR_LANGUAGES, xsr_dir, max_sentences=eval_sentences)
+    before = evaluate_tatoeba(model, tokenizer, DEMO_XSR_LANGUAGES, xsr_dir, max_sentences=max_eval_examples)
     start = time.perf_counter()
     trainer = run_alignment(config, model=model, tokenizer=tokenizer)
     train_seconds = time.perf_counter() - start
-    after = evaluate_tatoeba(trainer.model, tokenizer, DEMO_XSR_LANGUAGES, xsr_dir, max_sentences=eval_sentences)
+    after = evaluate_tatoeba(trainer.model, tokenizer, DEMO_XSR_LANGUAGES, xsr_dir, max_sentences=max_eval_examples)
     trained = sorted({src.get("src_lang") for src in values.get("train_data", [])} - {None})
     mean_before = sum(before[f"{lang}_xx2en_p@1"] for lang in trained) / len(trained)
     mean_after = sum(after[f"{lang}_xx2en_p@1"] for lang in trained) / len(trained)

@@ -18,7 +18,7 @@ from amber_align.errors import ConfigError
 from amber_align.io_utils import atomic_write_text
 from amber_align.logging_utils import get_logger
 
-__all__ = ["linked_pairs", "diagnose_word_retrieval", "diagnose_distances", "diagnose_aer", "diagnose_bli",
+__all__ = ["linked_pairs", "diagnose_word_retrieval", "diagnose_distances", "score_alignments", "diagnose_bli",
            "fit_and_save_refinement"]
 
 logger = get_logger(__name__)
@@ -112,11 +112,11 @@ def diagnose_distances(models: Mapping[str, str], source: Mapping[str, Any], out
     return results
 
 
-def diagnose_aer(pred: str | Path, gold: str | Path, output_dir: str | Path, *, name: str = "pred",
-                 pred_one_based: bool = False, gold_zero_based: bool = False) -> dict[str, Any]:
+def score_alignments(pred: str | Path, gold: str | Path, output_dir: str | Path | None = None, *, name: str = "pred",
+                     pred_one_based: bool = False, gold_zero_based: bool = False) -> dict[str, Any]:
     """AER / precision / recall / F1 (percent) of a Pharaoh file against gold (sure + possible links;
-    docs/methods.md "Evaluation protocols"), plus ``aer_per_sentence.tsv``; results and a bar chart under
-    ``output_dir``."""
+    docs/methods.md "Evaluation protocols") and the AER of each sentence (``amber-align aer``); with
+    ``output_dir``, also ``aer_per_sentence.tsv``, results.json and a bar chart there."""
     from amber_align.data.aer import alignment_scores, per_sentence_aer
     from amber_align.data.alignments import read_gold_alignments, read_pharaoh
     from amber_align.tasks.results import write_results
@@ -125,6 +125,8 @@ def diagnose_aer(pred: str | Path, gold: str | Path, output_dir: str | Path, *, 
     predicted = read_pharaoh(pred, one_based=pred_one_based, expected_lines=len(sure))
     scores = {k: 100.0 * v for k, v in alignment_scores(predicted, sure, possible).items()}
     per_sentence = per_sentence_aer(predicted, sure, possible)
+    if output_dir is None:
+        return {"scores": scores, "per_sentence": per_sentence}
     out = Path(output_dir)
     lines = ["line\taer"] + [f"{i}\t{100.0 * v:.2f}" for i, v in enumerate(per_sentence, 1)]
     atomic_write_text(out / "aer_per_sentence.tsv", "\n".join(lines) + "\n")

@@ -376,7 +376,7 @@ def evaluate_bucc(model: torch.nn.Module, tokenizer: Any, languages: Sequence[st
                 data = data.truncate(max_sentences)
                 if not data.gold:
                     raise ConfigError(f"BUCC {lang} {split}: no gold pair has both sentences among the first "
-                                      f"{max_sentences}; raise max_sentences")
+                                      f"{max_sentences}; raise max_eval_examples")
             splits[split] = data
         dev = splits[dev_split]
         threshold, dev_f1 = tune_threshold(bucc_candidates(model, tokenizer, dev, **kwargs), dev.gold)

@@ -89,8 +89,7 @@ class TaskConfig(TrainingArguments, ModelArguments, CaoArguments):
     )
     max_eval_examples: int | None = field(
         default=None,
-        metadata={"aliases": ["--max_sentences"],
-                  "help": "Evaluate only the first N examples (sentences for xsr/bucc) per language."}
+        metadata={"help": "Evaluate only the first N examples (sentences for xsr/bucc) per language."}
     )
     layer: int = field(default=-1, metadata={"help": "xsr/bucc: hidden layer for mean pooling (-1 = last)."})
     bucc_k: int = field(default=4, metadata={"help": "bucc: neighbours in the ratio margin (k = 4)."})

@@ -1,9 +1,9 @@
-"""Evaluation results of a run: flat metric names, ``results.json`` / ``results.md`` / plots, and run comparisons.
+"""Evaluation results of a run: flat metric names, per-language tables, and ``results.json`` / ``results.md`` / plots.
 
 A run directory holds one ``results.json`` for every task evaluated into it (``write_results`` merges, so ``ner``
 and ``xsr`` results of one model can share a directory), a ``results.md`` regenerated from it, and one
-``{task}.png`` per task. ``compare_runs`` puts runs side by side (the first run is the baseline, e.g. mBERT
-before alignment) and writes ``comparison.md`` plus ``comparison_{task}.png``.
+``{task}.png`` per task. Putting runs side by side is ``amber_align.tasks.compare``; the charts are
+``amber_align.tasks.plots``.
 
 Flat names are ``{prefix}_{task}_{lang}_{metric}`` (``eval_ner_es_f1``, ``eval_xsr_de_xx2en_p@1``); metric names may
 contain ``_`` and ``@``, so task names and language codes may not contain ``_`` (``zh-CN`` is fine). The macro
@@ -24,16 +24,15 @@ import numbers
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 from amber_align.errors import ConfigError, DataFormatError
 from amber_align.io_utils import atomic_write_bytes, atomic_write_text
 from amber_align.logging_utils import get_logger
 
-__all__ = ["SCHEMA_VERSION", "ComparisonResult", "flatten_metrics", "unflatten_metrics",
-           "average_metrics", "sort_languages", "format_table", "write_results", "load_results", "compare_runs"]
+__all__ = ["SCHEMA_VERSION", "flatten_metrics", "unflatten_metrics", "average_metrics", "sort_languages",
+           "format_table", "write_results", "load_results"]
 
 logger = get_logger(__name__)
 
@@ -332,140 +331,3 @@ def _check_doc(doc: Any, path: Path) -> dict[str, Any]:
                        "average": average if "average" in entry else average_metrics(languages, excluded),
                        "flat": flatten_metrics(task, languages, exclude_from_average=excluded)}
     return {**doc, "tasks": tasks}
-
-
-# ------------------------------------------------------------------ comparison
-@dataclass
-class ComparisonResult:
-    """What :func:`compare_runs` produced.
-
-    ``table[task][lang][metric]`` is the list of values, one per run in the given order (``None`` where a run
-    lacks it); ``lang == "average"`` is the macro average over the languages every run has.
-    """
-
-    markdown: str
-    paths: list[Path]
-    table: dict[str, dict[str, dict[str, list[float | None]]]]
-    names: list[str] = field(default_factory=list)
-    tasks: list[str] = field(default_factory=list)
-
-
-def _run_names(run_dirs: Sequence[Path], names: Sequence[str] | None) -> list[str]:
-    if names is not None:
-        names = list(names)
-        if len(names) != len(run_dirs):
-            raise ConfigError(f"compare: {len(names)} names given for {len(run_dirs)} runs")
-        if any(not isinstance(n, str) or not n.strip() for n in names) or len(set(names)) != len(names):
-            raise ConfigError(f"compare: names must be non-empty and distinct, got {names}")
-        return names
-    parts = [(p.parent if p.is_file() else p).resolve().parts for p in run_dirs]
-    out: list[str] = []
-    for i, mine in enumerate(parts):  # the basename, or as many parent folders as it takes to tell runs apart
-        for k in range(1, len(mine) + 1):
-            name = PurePath(*mine[-k:]).as_posix()
-            if all(PurePath(*other[-k:]).as_posix() != name for j, other in enumerate(parts) if j != i):
-                break
-        n = sum(earlier == name or earlier.startswith(f"{name} (") for earlier in out)
-        out.append(name if n == 0 else f"{name} ({n + 1})")  # the same directory given twice
-    return out
-
-
-def _select_tasks(docs: Sequence[dict[str, Any]], names: Sequence[str], run_dirs: Sequence[Path],
-                  tasks: Sequence[str] | None) -> list[str]:
-    if tasks is not None:
-        selected = list(dict.fromkeys(tasks))
-        if not selected:
-            raise ConfigError("compare: the list of tasks is empty")
-        for task in selected:
-            for name, path, doc in zip(names, run_dirs, docs):
-                if task not in doc["tasks"]:
-                    raise ConfigError(f"compare: run {name!r} ({path}) has no results for task {task!r} "
-                                      f"(it has: {', '.join(doc['tasks']) or 'none'})")
-        return selected
-    seen = _metric_order(doc["tasks"] for doc in docs)
-    selected = [task for task in seen if sum(task in doc["tasks"] for doc in docs) >= 2]
-    if not selected:
-        have = "; ".join(f"{n}: {', '.join(d['tasks']) or 'none'}" for n, d in zip(names, docs))
-        raise ConfigError(f"compare: no task has results in 2 or more runs ({have})")
-    return selected
-
-
-def _comparison_table(entries: Sequence[dict[str, Any] | None]) -> tuple[dict[str, dict[str, list]], list, list]:
-    present = [e for e in entries if e is not None]
-    langs = sort_languages(dict.fromkeys(lang for e in present for lang in e["languages"]))
-    metrics = _metric_order(e["languages"][lang] for e in present for lang in e["languages"])
-    excluded = sorted({lang for e in present for lang in e["average_excludes"]})
-    table = {lang: {m: [None if e is None else e["languages"].get(lang, {}).get(m) for e in entries]
-                    for m in metrics} for lang in langs}
-    common = [lang for lang in langs if lang not in excluded and all(lang in e["languages"] for e in present)]
-    average: dict[str, list] = {}
-    for m in metrics:
-        rows = [lang for lang in common if all(v is not None for v, e in zip(table[lang][m], entries) if e)]
-        average[m] = [None if e is None or not rows else math.fsum(table[lang][m][i] for lang in rows) / len(rows)
-                      for i, e in enumerate(entries)]
-    if common and any(any(v is not None for v in vals) for vals in average.values()):
-        table["average"] = average
-    return table, common, excluded
-
-
-def _comparison_markdown(task: str, table: dict[str, dict[str, list]], names: Sequence[str],
-                         common: Sequence[str], excluded: Sequence[str]) -> str:
-    metrics = _metric_order(table.values())
-    header, align = ["language"], ["---"]
-    for m in metrics:
-        header += [f"{_esc(m)} {_esc(n)}" for n in names]
-        header += [f"{_esc(m)} Δ ({_esc(n)} − {_esc(names[0])})" for n in names[1:]]
-        align += ["---:"] * (2 * len(names) - 1)
-    lines = [f"## {task}", "", _md_row(header), "|" + "|".join(align) + "|"]
-    for lang, row in table.items():
-        cells = [lang]
-        for m in metrics:
-            vals = row[m]
-            cells += [_fmt(v) for v in vals]
-            cells += [_fmt(None if v is None or vals[0] is None else v - vals[0], signed=True) for v in vals[1:]]
-        lines.append(_md_row(cells))
-    return "\n".join(lines + ["", _average_note(common, excluded, common=True), ""])
-
-
-def compare_runs(run_dirs: Sequence[str | os.PathLike], *, out_dir: str | os.PathLike | None = None,
-                 names: Sequence[str] | None = None, tasks: Sequence[str] | None = None) -> ComparisonResult:
-    """Put runs side by side; the first run is the baseline every Δ is taken against (Δ = run − baseline).
-
-    Compares ``tasks`` (each must be in every run) or else every task present in 2+ runs. Per task: a Markdown
-    table with, per metric, one column per run and one Δ column per non-baseline run; "—" where a run lacks the
-    language; an ``average`` row over the languages every run has (so its Δ compares like with like). Writes
-    ``comparison.md`` and ``comparison_{task}.png`` (primary metric per language, and Δ vs the baseline) into
-    ``out_dir`` (default ``./comparison``) once everything has been built. ``names`` default to the run
-    directories' basenames, with parent folders added where two are equal.
-    """
-    if isinstance(run_dirs, (str, os.PathLike)):
-        run_dirs = [run_dirs]
-    paths = [Path(p) for p in run_dirs]
-    if len(paths) < 2:
-        raise ConfigError(f"compare: needs at least 2 runs (the first is the baseline), got {len(paths)}")
-    docs = [load_results(p) for p in paths]
-    names = _run_names(paths, names)
-    selected = _select_tasks(docs, names, paths, tasks)
-    out = Path("comparison") if out_dir is None else Path(out_dir)
-    runs = [_md_row(["run", "results", "model"]), "|---|---|---|"]
-    for name, path, doc in zip(names, paths, docs):
-        models = dict.fromkeys(str(e["meta"]["model"]) for e in doc["tasks"].values() if e["meta"].get("model"))
-        runs.append(_md_row([_esc(name), f"`{path}`", _esc(", ".join(models)) or MISSING]))
-    sections = ["# Comparison", "", f"Baseline: **{_esc(names[0])}**; Δ = run − baseline, in points.", "", *runs, ""]
-    from amber_align.tasks.plots import comparison_chart
-
-    tables: dict[str, dict[str, dict[str, list]]] = {}
-    files: list[tuple[Path, bytes]] = []
-    for task in selected:
-        table, common, excluded = _comparison_table([doc["tasks"].get(task) for doc in docs])
-        tables[task] = table
-        sections.append(_comparison_markdown(task, table, names, common, excluded))
-        files.append((out / f"comparison_{task}.png", comparison_chart(task, table, names)))
-    markdown = "\n".join(sections)
-    md_path = out / "comparison.md"
-    atomic_write_text(md_path, markdown)
-    for path, data in files:
-        atomic_write_bytes(path, data)
-    logger.info("compared %s on %s: wrote %s", ", ".join(names), ", ".join(selected), out)
-    return ComparisonResult(markdown=markdown, paths=[md_path, *(p for p, _ in files)], table=tables,
-                            names=list(names), tasks=selected)

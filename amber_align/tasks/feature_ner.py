@@ -1,6 +1,7 @@
 """Feature-based cross-lingual NER on frozen (refined) encoder features (Wang et al., ICLR 2020, "Cross-lingual
-Alignment vs Joint Training: A Comparative Study and A Simple Unified Framework", §4, contextual models; docs/methods.md
-"Wang et al.").
+Alignment vs Joint Training: A Comparative Study and A Simple Unified Framework", §4, contextual models;
+docs/methods.md "Wang et al."): an NER evaluation, hence in ``amber_align.tasks``; the maps it applies come from
+``amber_align.refinement``.
 
 The encoder is frozen: every word gets one vector, the feature ``Σ_l h_l W_l`` (layers 9-12 of mBERT) of its first
 subword, with ``W_l`` the refinement maps (:mod:`amber_align.refinement.wang`) for a foreign language and ``W = I``
