@@ -44,7 +44,11 @@ def cmd_align(args: argparse.Namespace, extra: list[str]) -> int:
 
 def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     from amber_align.demo import run_demo
+    from amber_align.errors import ConfigError
 
+    if any(a.split("=")[0] == "--eval_sentences" for a in extra):
+        raise ConfigError("demo: 'eval_sentences' is now 'max_eval_examples' (one spelling per setting, as in "
+                          "TaskConfig)")
     result = run_demo(output_dir=args.output_dir, overrides=extra, max_eval_examples=args.max_eval_examples)
     print(result["table"])
     print(f"\naligned model saved to {result['output_dir']}")

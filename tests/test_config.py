@@ -204,7 +204,7 @@ def test_choices_are_defined_once_and_checked_for_python_and_yaml_values(tmp_pat
         load_config(None, {"method": "amber", "so_guide": "gold", "output_dir": str(tmp_path)})
 
 
-def test_a_renamed_field_names_its_new_spelling(tmp_path):
+def test_a_renamed_field_names_its_new_spelling(tmp_path, capsys):
     """One spelling per setting: the continual Cao weights are CaoConfig's names; the old ones say so."""
     from amber_align.cli import main
     from amber_align.tasks.config import TaskConfig
@@ -214,6 +214,8 @@ def test_a_renamed_field_names_its_new_spelling(tmp_path):
     with pytest.raises(ConfigError, match=r"nli.yaml: 'continual_link_weight' is now 'link_weight' \(one spelling"):
         load_config(path, config_class=TaskConfig)
     assert main(["finetune", "--task", "nli", "--continual_pooling", "mean"]) == 2
+    assert main(["demo", "--eval_sentences", "20"]) == 2
+    assert "'eval_sentences' is now 'max_eval_examples'" in capsys.readouterr().err
     config = TaskConfig(task="nli", output_dir=str(tmp_path), report_to=[])
     assert (config.link_weight, config.anchor_weight, config.anchor, config.pooling) == (0.01, 1.0, "current", "mean")
 
