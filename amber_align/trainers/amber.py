@@ -120,8 +120,8 @@ class AmberTrainer(AlignmentTrainer):
     to read ``args.train_data``, as for ``CaoTrainer`` (links are used only by the Cao and SO-with-links parts)."""
 
     def __init__(self, model: torch.nn.Module | str | None = None, args: AmberConfig | None = None,
-                 data_collator=None, processing_class=None, teacher: torch.nn.Module | None = None,
-                 train_dataset=None, eval_dataset=None, **kwargs: Any):
+                 data_collator=None, train_dataset=None, eval_dataset=None, processing_class=None,
+                 teacher: torch.nn.Module | None = None, **kwargs: Any):
         model, processing_class, train_dataset, eval_dataset = self.resolve_inputs(
             model, args, processing_class, train_dataset, eval_dataset, need_tokenizer=data_collator is None)
         objectives = args.objectives()
