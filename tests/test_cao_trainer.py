@@ -158,3 +158,25 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path):
 def test_collator_reads_pad_id_from_tokenizer():
     assert AlignedPairCollator(pad_token_id=xlmr_tokenizer().pad_token_id).pad_token_id == 1
     assert AlignedPairCollator(pad_token_id=mbert_tokenizer().pad_token_id).pad_token_id == 0
+
+
+def test_logged_parts_after_a_resume_equal_the_uninterrupted_run(tmp_path):
+    """The first logging window after resuming from checkpoint-2 averages over steps 3-4 (not 1-4)."""
+    tok = mbert_tokenizer()
+    d = tiny_model_dir("mbert", tmp_path / "tiny", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    ds = demo_pairs(tok, 8)
+
+    def trainer(out):
+        args = CaoConfig(output_dir=str(out), model_name_or_path=str(d), report_to=[], use_cpu=True, max_steps=4,
+                         logging_steps=2, save_strategy="steps", save_steps=2, per_device_train_batch_size=4)
+        return CaoTrainer(model=AutoModel.from_pretrained(d), args=args, train_dataset=ds, processing_class=tok)
+
+    full = trainer(tmp_path / "a")
+    full.train()
+    trainer(tmp_path / "b").train()
+    resumed = trainer(tmp_path / "b")
+    resumed.train(resume_from_checkpoint=str(tmp_path / "b" / "checkpoint-2"))
+    expected = next(h for h in full.state.log_history if h.get("step") == 4 and "cao_anchor" in h)
+    got = [h for h in resumed.state.log_history if h.get("step") == 4 and "cao_anchor" in h][-1]
+    for part in ("cao_link", "cao_anchor", "loss"):
+        assert got[part] == pytest.approx(expected[part], rel=1e-4), part

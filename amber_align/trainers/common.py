@@ -188,8 +188,11 @@ class LossPartsLogging(NonFiniteGuard):
 
     def record_parts(self, parts: dict[str, torch.Tensor], scale: float = 1.0) -> None:
         """Check that this step's parts are finite (``check_finite_parts``), then add them (detached) to the
-        running sums logged by ``log()``. Called before the backward pass."""
+        running sums logged by ``log()``. Called before the backward pass. The logging window starts at the step of
+        its first record, so the first window after a resume spans the steps since the checkpoint, not since 0."""
         self.check_finite_parts(parts)
+        if not self._train_parts:
+            self._parts_last_step = self.state.global_step
         for name, value in parts.items():
             self._train_parts[name] = self._train_parts[name] + value.detach() * scale
 
