@@ -63,6 +63,9 @@ def run_alignment(
     resume = resolve_checkpoint(config.resume_from_checkpoint, config.output_dir)
     trainer = spec.trainer_class(model=model, args=config, train_dataset=train, eval_dataset=evaluation,
                                  processing_class=tokenizer, teacher=teacher)
+    if resume is not None:
+        step, own_max = _checkpoint_steps(resume)
+        logger.info(f"resuming from {resume} (step {step} of its run's {own_max})")
     if resume is not None and _training_finished(resume, config.max_steps):
         # killed during the final save: the Trainer would train one step too many when resumed at max_steps
         logger.info(f"{resume}: training had finished; writing the final model from this checkpoint")
@@ -131,16 +134,27 @@ def resolve_checkpoint(value: str | bool | None, output_dir: str | Path, *, requ
     return str(folder)
 
 
-def _training_finished(checkpoint: str, max_steps: int) -> bool:
-    """Whether ``checkpoint`` is at or past the last step (``max_steps`` of the config, else its own)."""
+def _checkpoint_steps(checkpoint: str) -> tuple[int, int]:
+    """``(global_step, max_steps)`` of a checkpoint's ``trainer_state.json``."""
     path = Path(checkpoint) / "trainer_state.json"
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-        step, own_max = int(state["global_step"]), int(state.get("max_steps") or 0)
+        return int(state["global_step"]), int(state.get("max_steps") or 0)
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"resume_from_checkpoint: {str(path)!r} cannot be read ({type(err).__name__}: {err})") \
             from None
+
+
+def _training_finished(checkpoint: str, max_steps: int) -> bool:
+    """Whether ``checkpoint`` is its run's last step (and the config asks for no other length): then the final
+    model is written from it without training. A checkpoint past a smaller ``max_steps`` of the config is a
+    ``ConfigError`` naming both (resuming it could only stop at once and suggest the same resume again)."""
+    step, own_max = _checkpoint_steps(checkpoint)
     target = max_steps if max_steps and max_steps > 0 else own_max
+    if target > 0 and step > target or (step == target and own_max and own_max != target):
+        raise ConfigError(f"resume_from_checkpoint: {checkpoint} is at step {step} of a {own_max}-step run, "
+                          f"but max_steps is {max_steps}: give max_steps >= {step + 1} to train on (e.g. "
+                          f"{max(own_max, step + 1)}, the run's own), or a fresh output_dir to start over")
     return target > 0 and step >= target
 
 

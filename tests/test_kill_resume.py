@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -291,3 +292,21 @@ def test_resume_from_checkpoint_errors_name_the_folder(tmp_path):
     with pytest.raises(ConfigError, match="is not a folder"):
         resolve_checkpoint(str(tmp_path / "nope"), tmp_path)
     assert resolve_checkpoint(None, tmp_path) is None and resolve_checkpoint(False, tmp_path) is None
+
+
+def test_resume_past_a_smaller_max_steps_is_one_error_not_a_loop(reference, tmp_path, capsys):
+    """checkpoint-2 of a 4-step run resumed with max_steps 1 names both and what to give instead (it used to
+    'finish', then fail suggesting the same resume); checkpoint-4 with max_steps 4 writes the final model, saying
+    which checkpoint it resumes."""
+    out = tmp_path / "run"
+    shutil.copytree(reference["out"], out)
+    (out / "config.json").unlink()
+    config = _write_config(tmp_path, reference["model_dir"], out, max_steps=1)
+    assert main(["align", "--config", str(config), "--resume_from_checkpoint", str(out / "checkpoint-2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"error: resume_from_checkpoint: {out / 'checkpoint-2'} is at step 2 of a 4-step run, but "
+                       "max_steps is 1: give max_steps >= 3 to train on (e.g. 4, the run's own), or a fresh "
+                       "output_dir to start over")
+    config = _write_config(tmp_path, reference["model_dir"], out)
+    assert main(["align", "--config", str(config), "--resume_from_checkpoint", "true"]) == 0
+    assert (out / "config.json").is_file() and max_abs_dw(out, reference["out"]) == 0.0
