@@ -121,6 +121,8 @@ def test_amber_trainer_from_a_model_id_loads_the_masked_lm_itself(tmp_path):
     ("two_models", "give the model once"),
     ("translation_three_languages", "3 languages"),
     ("nothing_left", "no pairs left"),
+    ("max_length_over_positions", r"max_length: 100000 is longer than model .*tiny accepts \(128 positions, "
+                                  r"config.max_position_embeddings=128\); expected max_length <= 128"),
 ])
 def test_bad_inputs_are_package_errors(tmp_path, case, match):
     from amber_align import AmberAlignError, CaoConfig, CaoTrainer
@@ -137,6 +139,8 @@ def test_bad_inputs_are_package_errors(tmp_path, case, match):
         args.model_name_or_path = folder + "-other"
     elif case == "translation_three_languages":
         kwargs["train_dataset"] = datasets.Dataset.from_dict({"translation": [{"es": "a", "en": "b", "fr": "c"}]})
+    elif case == "max_length_over_positions":  # align used to crash at the step that first sampled a long pair
+        args.max_length = 100000
     else:
         args.max_words = 1
     with pytest.raises(AmberAlignError, match=match):

@@ -31,7 +31,7 @@ from transformers import Trainer
 from amber_align.errors import ConfigError
 from amber_align.hub.mixin import ModelCardMixin
 from amber_align.logging_utils import get_logger
-from amber_align.modeling import freeze_pooler, load_encoder, load_tokenizer
+from amber_align.modeling import freeze_pooler, load_encoder, load_tokenizer, max_sequence_length
 from amber_align.objectives import ObjectiveStep
 from amber_align.trainers.common import SharedTrainerMixin, prepare_frozen_teacher
 from amber_align.trainers.sampler import MultiPairBatchSampler
@@ -117,6 +117,7 @@ class AlignmentTrainer(ModelCardMixin, SharedTrainerMixin, Trainer):
             tokenizer, loaded = load_tokenizer(name), True
         if loaded:
             check_tokenizer_matches_model(tokenizer, model, name=name)
+        cls.check_max_length(args, model)
         if train_dataset is None and args.train_data:
             train_dataset, held_out = build_alignment_datasets(args, tokenizer)
             eval_dataset = held_out if eval_dataset is None else eval_dataset
@@ -125,6 +126,20 @@ class AlignmentTrainer(ModelCardMixin, SharedTrainerMixin, Trainer):
         if eval_dataset is not None and not isinstance(eval_dataset, dict) and not is_encoded(eval_dataset):
             eval_dataset = prepare_parallel_data(eval_dataset, args, tokenizer, what="eval_dataset")
         return model, tokenizer, train_dataset, eval_dataset
+
+    @staticmethod
+    def check_max_length(args: Any, model: Any) -> None:
+        """``max_length`` must fit the model's position embeddings: a longer pair would fail at whichever step
+        first samples it (a tensor size mismatch), so it is refused before training."""
+        config = getattr(model, "config", None)
+        if config is None or not hasattr(config, "max_position_embeddings"):
+            return
+        limit = max_sequence_length(config)
+        if args.max_length > limit:
+            raise ConfigError(
+                f"max_length: {args.max_length} is longer than model {args.model_name_or_path or type(model).__name__} "
+                f"accepts ({limit} positions, config.max_position_embeddings={config.max_position_embeddings}); "
+                f"expected max_length <= {limit}")
 
     # ----- teacher -------------------------------------------------------------------------------------------
     def needs_teacher(self) -> bool:
