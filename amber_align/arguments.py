@@ -23,7 +23,8 @@ from amber_align.choices import ANCHOR_MODES, POOLING_MODES, SYMMETRIZATIONS
 from amber_align.errors import ConfigError
 from amber_align.validation import check_range, validate_fields
 
-__all__ = ["ModelArguments", "ParallelDataArguments", "CaoArguments", "MODEL_FIELDS", "DATA_FIELDS", "CAO_FIELDS"]
+__all__ = ["ModelArguments", "ParallelDataArguments", "CaoArguments", "MODEL_FIELDS", "DATA_FIELDS", "CAO_FIELDS",
+           "check_training_arguments"]
 
 MODEL_FIELDS = ("model_name_or_path", "tokenizer_name_or_path", "allow_pickle_weights")
 DATA_FIELDS = ("train_data", "eval_data", "eval_split_size", "dedup_eval_files", "max_length", "max_words",
@@ -168,4 +169,21 @@ class CaoArguments:
         validate_fields(self, CAO_FIELDS)
         check_range(type(self).__name__, "anchor_weight", self.anchor_weight, low=0)
         check_range(type(self).__name__, "link_weight", self.link_weight, low=0)
+
+
+def check_training_arguments(config: Any) -> None:
+    """The ``TrainingArguments`` values that would train nothing or nonsense, refused before any work:
+    ``max_steps: 0`` (it saved an untrained model as an aligned one), a non-finite or negative learning rate,
+    and batch sizes or accumulation below 1."""
+    import math
+
+    owner = type(config).__name__
+    if config.max_steps == 0:
+        raise ConfigError(f"{owner}.max_steps: 0 trains nothing; give a number of steps > 0, or -1 to train for "
+                          f"num_train_epochs ({config.num_train_epochs})")
+    rate = config.learning_rate
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not math.isfinite(rate) or rate < 0:
+        raise ConfigError(f"{owner}.learning_rate: expected a finite number >= 0, got {rate!r}")
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        check_range(owner, name, getattr(config, name), low=1)
 

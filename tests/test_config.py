@@ -239,3 +239,17 @@ def test_argument_groups_are_shared_and_usable_alone(tmp_path):
     assert ParallelDataArguments(max_words=3).needs_word_links()
     with pytest.raises(ConfigError, match=r"ParallelDataArguments.max_length: expected a value >= 2, got 1"):
         ParallelDataArguments(max_length=1)
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("max_steps", 0, r"CaoConfig.max_steps: 0 trains nothing; give a number of steps > 0, or -1"),
+    ("learning_rate", float("nan"), r"CaoConfig.learning_rate: expected a finite number >= 0, got nan"),
+    ("per_device_train_batch_size", 0, r"CaoConfig.per_device_train_batch_size: expected a value >= 1, got 0"),
+])
+def test_training_values_that_train_nothing_are_refused(tmp_path, field, value, match):
+    from amber_align.tasks.config import TaskConfig
+
+    with pytest.raises(ConfigError, match=match):
+        CaoConfig(output_dir=str(tmp_path), report_to=[], **{field: value})
+    with pytest.raises(ConfigError, match=match.replace("CaoConfig", "TaskConfig")):
+        TaskConfig(task="nli", output_dir=str(tmp_path), report_to=[], **{field: value})

@@ -13,7 +13,7 @@ from typing import Any
 
 from transformers import TrainingArguments
 
-from amber_align.arguments import CaoArguments, ModelArguments
+from amber_align.arguments import CaoArguments, ModelArguments, check_training_arguments
 from amber_align.choices import ANCHOR_MODES, QA_NORMALIZATIONS
 from amber_align.errors import ConfigError
 from amber_align.tasks.registry import get_task, task_names
@@ -149,6 +149,7 @@ class TaskConfig(TrainingArguments, ModelArguments, CaoArguments):
         validate_fields(self, _OWN_FIELDS)
         self.check_model_arguments()
         self.check_cao_arguments()
+        check_training_arguments(self)
         owner = type(self).__name__
         get_task(self.task, what=f"{owner}.task")
         check_range(owner, "max_seq_length", self.max_seq_length, low=8)

@@ -15,7 +15,7 @@ from typing import Any
 from transformers import TrainingArguments
 from transformers.utils import is_torch_bf16_gpu_available
 
-from amber_align.arguments import ModelArguments, ParallelDataArguments
+from amber_align.arguments import ModelArguments, ParallelDataArguments, check_training_arguments
 from amber_align.choices import SYMMETRIZATIONS
 from amber_align.errors import ConfigError
 from amber_align.validation import validate_fields
@@ -74,6 +74,7 @@ class AlignmentConfig(TrainingArguments, ModelArguments, ParallelDataArguments):
         validate_fields(self, _OWN_FIELDS)
         self.check_model_arguments()
         self.check_data_arguments()
+        check_training_arguments(self)
         owner = type(self).__name__
         if self.streaming:
             _check_streaming(self, owner)
