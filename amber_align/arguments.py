@@ -174,10 +174,20 @@ class CaoArguments:
 def check_training_arguments(config: Any) -> None:
     """The ``TrainingArguments`` values that would train nothing or nonsense, refused before any work:
     ``max_steps: 0`` (it saved an untrained model as an aligned one), a non-finite or negative learning rate,
-    and batch sizes or accumulation below 1."""
+    and batch sizes or accumulation below 1; an ``output_dir`` that is a file or cannot be written."""
     import math
+    import os
+    from pathlib import Path
 
     owner = type(config).__name__
+    if config.output_dir:
+        out = Path(config.output_dir)
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"{owner}.output_dir: {str(out)!r} is a file; give a folder")
+        existing = next((p for p in (out, *out.absolute().parents) if p.exists()), None)
+        if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"{owner}.output_dir: {str(out)!r} cannot be written ({str(existing)!r} is not "
+                              "writable)")
     if config.max_steps == 0:
         raise ConfigError(f"{owner}.max_steps: 0 trains nothing; give a number of steps > 0, or -1 to train for "
                           f"num_train_epochs ({config.num_train_epochs})")

@@ -253,3 +253,13 @@ def test_training_values_that_train_nothing_are_refused(tmp_path, field, value, 
         CaoConfig(output_dir=str(tmp_path), report_to=[], **{field: value})
     with pytest.raises(ConfigError, match=match.replace("CaoConfig", "TaskConfig")):
         TaskConfig(task="nli", output_dir=str(tmp_path), report_to=[], **{field: value})
+
+
+def test_an_output_dir_that_is_a_file_is_refused(tmp_path, capsys):
+    from amber_align.cli import main
+
+    (tmp_path / "taken").write_text("a file", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"CaoConfig.output_dir: '.*taken' is a file; give a folder"):
+        CaoConfig(output_dir=str(tmp_path / "taken"), report_to=[])
+    assert main(["finetune", "--task", "nli", "--output_dir", str(tmp_path / "taken")]) == 2
+    assert "TaskConfig.output_dir: " in capsys.readouterr().err
