@@ -17,6 +17,7 @@ from amber_align.data.parallel import (
     normalize_for_dedup,
     read_eval_sentences,
 )
+from amber_align.data.readers import KeptRow
 from amber_align.errors import AlignmentIndexError, ConfigError, DataFormatError
 
 ES = ["¿Qué tal?", "Hola mundo", "El gato duerme."]
@@ -37,7 +38,7 @@ def two_files(tmp_path: Path, src: list[str] = ES, tgt: list[str] = EN, names=("
 def test_two_files_rows_and_schema(tmp_path: Path) -> None:
     a, b = two_files(tmp_path)
     ds = load_parallel(ParallelSource(src_file=a, tgt_file=b))
-    assert ds.features == PARALLEL_FEATURES
+    assert ds.features == PARALLEL_FEATURES and list(KeptRow._fields) == list(PARALLEL_FEATURES)
     assert ds["src"] == ES and ds["tgt"] == EN
     assert ds["src_lang"] == ["es"] * 3 and ds["tgt_lang"] == ["en"] * 3 and ds["pair"] == ["es-en"] * 3
     assert ds[0]["src_words"] == ["¿", "Qué", "tal", "?"] and ds[0]["tgt_words"] == ["How", "are", "you", "?"]
@@ -205,10 +206,14 @@ def test_dedup_drops_pairs_with_either_side_an_eval_sentence(tmp_path: Path, cap
     assert normalize_for_dedup("  Straße\u202fX \t") == "strasse x"
 
 
-def test_max_pairs_counts_after_filtering(tmp_path: Path) -> None:
+def test_max_pairs_counts_after_filtering(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     a, b = two_files(tmp_path, ["", "uno", "dos", "tres"], ["zero", "one", "two", "three"])
+    caplog.set_level(logging.INFO, logger="amber_align")
     ds = load_parallel(ParallelSource(src_file=a, tgt_file=b, max_pairs=2))
     assert ds["src"] == ["uno", "dos"]
+    assert "kept 2 of 3 pairs (skipped 1 empty" in caplog.text and "stopped reading at max_pairs=2" in caplog.text
+    bad_after = write(tmp_path / "p.txt", "uno ||| one\nno separator here\n")  # never read: max_pairs stops first
+    assert load_parallel(ParallelSource(file=bad_after, src_lang="es", tgt_lang="en", max_pairs=1))["src"] == ["uno"]
 
 
 def test_pretokenized_splits_on_whitespace_only(tmp_path: Path) -> None:
@@ -243,15 +248,26 @@ def test_alignment_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="alignments 'nope.txt' cannot be read"):
         load_parallel(ParallelSource(src_file=a, tgt_file=b, alignments="nope.txt"))
     short = write(tmp_path / "short.txt", "0-0\n")
-    with pytest.raises(DataFormatError, match="short.txt"):
+    with pytest.raises(DataFormatError, match=r"short\.txt:2: alignment file ends at line 1 but the corpus"):
         load_parallel(ParallelSource(src_file=a, tgt_file=b, alignments=short))
+    long = write(tmp_path / "long.txt", "0-0\n0-0\n1-1\n")
+    with pytest.raises(DataFormatError, match=r"long\.txt:3: alignment file has more lines than the corpus"):
+        load_parallel(ParallelSource(src_file=a, tgt_file=b, alignments=long))
+    with_ids = write(tmp_path / "ids.txt", "s1\t0-0\ns2\t0-0 1-1\n")  # simalign's leading id column is dropped
+    assert load_parallel(ParallelSource(src_file=a, tgt_file=b, alignments=with_ids))["links"] == [[[0, 0]],
+                                                                                                   [[0, 0], [1, 1]]]
 
 
 # ------------------------------------------------------------------------------------------------------------ errors
 def test_line_counts_differ(tmp_path: Path) -> None:
     a, b = two_files(tmp_path, ES, EN[:2], names=("a.es", "b.en"))
-    with pytest.raises(DataFormatError, match=r"line counts differ: .*a\.es has 3 lines, .*b\.en has 2"):
+    with pytest.raises(DataFormatError, match=r"line counts differ: .*a\.es has 3 lines, .*b\.en has 2") as err:
         load_parallel(ParallelSource(src_file=a, tgt_file=b))
+    assert str(err.value).startswith(f"{a}:3: ")  # the longer file, at its first line without a partner
+    longer = write(tmp_path / "c.en", "".join(t + "\n" for t in EN + ["x"]))
+    with pytest.raises(DataFormatError, match=r"a\.es has 3 lines, .*c\.en has 4") as err:
+        load_parallel(ParallelSource(src_file=a, tgt_file=longer))
+    assert str(err.value).startswith(f"{longer}:4: ")
 
 
 def test_invalid_utf8_names_file_and_line(tmp_path: Path) -> None:

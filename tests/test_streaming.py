@@ -3,6 +3,7 @@ every language pair, a resumed run sees the uninterrupted run's next batches, an
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import torch
 from helpers import mbert_tokenizer, tiny_model_dir
 from transformers import AutoModel
 
-from amber_align.data.streaming import PairStreams, build_streaming_dataset
+from amber_align.data.parallel import ParallelSource, load_parallel, normalize_for_dedup
+from amber_align.data.streaming import PairStreams, build_streaming_dataset, iter_source_rows
 from amber_align.demo import demo_dir
 from amber_align.errors import ConfigError, DataFormatError
 from amber_align.modeling import load_masked_lm
@@ -154,7 +156,7 @@ def test_streaming_mismatched_line_counts_name_file_and_line(tmp_path):
     links = tmp_path / "c.pharaoh"
     links.write_text("0-0 1-1\n0-0\n0-0\n", encoding="utf-8")
     args, d = cao_config(tmp_path, train_data=[dict(src_file=str(src), tgt_file=str(tgt), alignments=str(links))])
-    with pytest.raises(DataFormatError, match=r"line counts differ.*c\.en ends at line 2") as err:
+    with pytest.raises(DataFormatError, match=r"line counts differ: .*c\.es has 3 lines, .*c\.en has 2") as err:
         _first_batch(args, d)
     assert str(err.value).startswith(f"{src}:3:")  # the longer file, at its first line without a partner
 
@@ -186,3 +188,72 @@ def test_streaming_refuses_sources_it_cannot_stream(tmp_path):
         build_streaming_dataset(args, mbert_tokenizer())
     with pytest.raises(ConfigError, match=r"eval_split_size: cannot hold pairs out of a stream"):
         cao_config(tmp_path, eval_split_size=0.1)
+
+
+# ------------------------------------------------------------------------------- one reader for both data paths
+def _lines_source(tmp, src, tgt, links=None, **fields):
+    (tmp / "c.es").write_bytes(src if isinstance(src, bytes) else src.encode("utf-8"))
+    (tmp / "c.en").write_text(tgt, encoding="utf-8")
+    if links is not None:
+        (tmp / "c.pharaoh").write_text(links, encoding="utf-8")
+        fields["alignments"] = str(tmp / "c.pharaoh")
+    return ParallelSource(src_file=str(tmp / "c.es"), tgt_file=str(tmp / "c.en"), **fields)
+
+
+def _file_source(tmp, name, text, **fields):
+    (tmp / name).write_text(text, encoding="utf-8")
+    return ParallelSource(file=str(tmp / name), src_lang="es", tgt_lang="en", **fields)
+
+
+_GOOD = "uno dos\ntres\ncuatro\n", "one two\nthree\nfour\n"
+PARITY_CASES = {
+    "kept rows: empty side, too long, dedup hit, links": lambda t: _lines_source(
+        t, "uno dos\n\nuno dos tres cuatro cinco\nHola  MUNDO\nfin\n", "one two\nzero\nfive words a b c\nhello\nend\n",
+        "0-0 1-1\n\n0-0\n0-0\n0-0\n"),
+    "max_pairs stops before a bad line": lambda t: _file_source(t, "p.txt", "uno ||| one\ndos ||| two\nbad\n",
+                                                                max_pairs=2),
+    "src file longer": lambda t: _lines_source(t, _GOOD[0] + "cinco\n", _GOOD[1]),
+    "tgt file longer": lambda t: _lines_source(t, _GOOD[0], _GOOD[1] + "five\nsix\n"),
+    "line counts differ, then bad links": lambda t: _lines_source(t, _GOOD[0] + "cinco\n", _GOOD[1], "0-0 5-5\n"),
+    "invalid UTF-8": lambda t: _lines_source(t, b"uno\ncaf\xe9\ntres\n", _GOOD[1]),
+    "empty files": lambda t: _lines_source(t, "", ""),
+    "bad bar line": lambda t: _file_source(t, "p.txt", "uno ||| one\ndos | two\n"),
+    "two bar separators": lambda t: _file_source(t, "p.txt", "uno ||| one ||| x\n"),
+    "malformed jsonl": lambda t: _file_source(t, "p.jsonl", '{"src": "uno", "tgt": "one"}\n{"src": "dos",\n'),
+    "blank jsonl line": lambda t: _file_source(t, "p.jsonl", '{"src": "uno", "tgt": "one"}\n\n'),
+    "jsonl missing column": lambda t: _file_source(t, "p.jsonl", json.dumps({"src": "uno", "target": "one"}) + "\n"),
+    "jsonl non-text column": lambda t: _file_source(t, "p.jsonl", json.dumps({"src": "uno", "tgt": 1}) + "\n"),
+    "link out of range": lambda t: _lines_source(t, *_GOOD, "0-0 1-1\n0-3\n0-0\n"),
+    "malformed link": lambda t: _lines_source(t, *_GOOD, "0-0\nx-y\n0-0\n"),
+    "possible link": lambda t: _lines_source(t, *_GOOD, "0-0\n0p0\n0-0\n"),
+    "alignment file short": lambda t: _lines_source(t, *_GOOD, "0-0\n"),
+    "alignment file long": lambda t: _lines_source(t, *_GOOD, "0-0\n0-0\n0-0\n0-0\n"),
+    "one-based link 0": lambda t: _lines_source(t, *_GOOD, "1-1\n0-0\n1-1\n", alignments_one_based=True),
+}
+
+
+def _read_both(source, max_words, dedup_texts):
+    """What the map-style and the streaming path make of ``source``: kept rows, or the error type and message."""
+    dedup = {normalize_for_dedup(t) for t in dedup_texts} - {""}
+    readers = {"eager": lambda: load_parallel(source, max_words=max_words, dedup_texts=dedup_texts).to_list(),
+               "streaming": lambda: list(iter_source_rows(source, max_words=max_words, dedup=dedup))}
+    results = {}
+    for name, read in readers.items():
+        try:
+            results[name] = read()
+        except (DataFormatError, ConfigError) as err:
+            results[name] = (type(err).__name__, str(err))
+    return results
+
+
+@pytest.mark.parametrize("case", list(PARITY_CASES))
+def test_eager_and_streaming_read_the_same_rows_and_errors(case, tmp_path):
+    results = _read_both(PARITY_CASES[case](tmp_path), max_words=4, dedup_texts=["hola mundo"])
+    assert results["eager"] == results["streaming"]
+    if case.startswith("kept rows"):
+        assert [(r["line"], r["links"]) for r in results["eager"]] == [(1, [[0, 0], [1, 1]]), (5, [[0, 0]])]
+    elif case.startswith("max_pairs"):
+        assert [r["src"] for r in results["eager"]] == ["uno", "dos"]
+    else:
+        assert isinstance(results["eager"], tuple), results["eager"]
+        assert results["eager"][0] in ("DataFormatError", "AlignmentIndexError") and ":" in results["eager"][1]

@@ -4,30 +4,35 @@ A corpus comes as two line-aligned files, ``src ||| tgt`` lines, TSV/CSV/JSONL w
 ``datasets`` dataset (local, or a Hub id; read by :mod:`amber_align.data.parallel_datasets`); word alignments come
 as a Pharaoh file line-parallel to the raw corpus. :func:`load_parallel` reads any number of language pairs into
 rows ``src, tgt, src_lang, tgt_lang, pair, src_words, tgt_words, links, has_links, line`` with language codes normalised
-(``languages.normalize_language``) and words from ``words.word_tokenize``. Why it is strict:
+(``languages.normalize_language``) and words from ``words.word_tokenize``.
 
-* files are read as bytes and decoded per line, so a bad byte is reported with its file and line; lines are split
-  on ``\\n`` only (``str.splitlines`` would also split on U+2028, U+0085, ... and shift every later line);
-* alignments are read *before* filtering, bounded by each pair's word counts, because they are line-parallel to
-  the raw corpus;
-* pairs with an empty side or over ``max_words`` words are skipped and counted, never truncated (truncation would
-  silently cut linked words); pairs either side of which is an evaluation sentence (README "Leakage traps") are
-  dropped and counted; one log line per source gives the counts.
+Reading, checking and filtering are :mod:`amber_align.data.readers`' (the same lazy reader and per-row checks the
+streaming path uses, so both give the same rows and the same errors, naming file and line): this module defines
+the sources, materialises the rows (word-tokenizing large sources in ``num_proc`` processes) and logs one line of
+counts per source (kept, empty, over ``max_words``, evaluation duplicates, README "Leakage traps").
 """
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow as pa
 
-from amber_align.data.languages import is_known_language, normalize_language
-from amber_align.data.parallel_datasets import RawPairs, checked_text, from_dataset, load_dataset_source
+from amber_align.data.languages import normalize_language
+from amber_align.data.parallel_datasets import from_dataset, load_dataset_source
+from amber_align.data.readers import (
+    KeptRow,
+    RawRow,
+    RowCheck,
+    checked_rows,
+    iter_raw_rows,
+    normalize_for_dedup,
+    tokenized,
+)
 from amber_align.data.words import word_tokenize_batch
 from amber_align.errors import ConfigError, DataFormatError
 from amber_align.io_utils import read_text_lines
@@ -49,6 +54,7 @@ _FORMATS = {"lines": "lines", "bar": "bar", "pharaoh-pairs": "bar", "triple-bar"
             "jsonl": "jsonl", "json": "jsonl", "csv": "csv"}
 _EXTENSIONS = {".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}
 _PARALLEL_TOKENIZE_MIN = 20_000  # below this, num_proc workers cost more than they save
+_TOKENIZE_CHUNK = 1_000_000  # rows read ahead for num_proc word tokenization
 
 
 @dataclass
@@ -62,7 +68,8 @@ class ParallelSource:
     positions (``"0"``, ``"1"``) and there is no header. ``src_lang``/``tgt_lang`` are normalised; when missing they
     are inferred from file names (``test.spa`` -> ``es``, ``spa_Latn.devtest`` -> ``es``) or, for a dataset, taken
     from its ``src_lang``/``tgt_lang`` columns. ``alignments``: a Pharaoh file line-parallel to the corpus
-    (0-based unless ``alignments_one_based``). ``max_pairs``: keep the first N pairs left after filtering.
+    (0-based unless ``alignments_one_based``). ``max_pairs``: keep the first N pairs left after filtering
+    (reading stops there).
     """
 
     src_file: str | None = None
@@ -150,141 +157,14 @@ class ParallelSource:
         return f"dataset {self.dataset}{config} [{self.split}]"
 
 
-# ----------------------------------------------------------------------------------------------------------- reading
-def _read_lines(path: str | Path, what: str = "file") -> list[str]:
-    """Lines of a UTF-8 text file (see :func:`amber_align.io_utils.read_text_lines`)."""
-    return read_text_lines(path, what=what)[0]
-
-
-def _infer_language(path: str, field_name: str) -> str:
-    """Language named by a file name: the last dotted part that is a language (``a.spa``, ``spa_Latn.devtest``)."""
-    for part in reversed(Path(path).name.split(".")):
-        if is_known_language(part):
-            return normalize_language(part)
-    raise ConfigError(f"{field_name} is not set and cannot be inferred from the file name {Path(path).name!r}")
-
-
-def _read_bar(path: str) -> tuple[list[str], list[str], list[int]]:
-    src, tgt = [], []
-    for number, line in enumerate(_read_lines(path, "file"), 1):
-        count = line.count("|||")
-        if count != 1:
-            what = "no ' ||| ' separator" if count == 0 else f"{count} ' ||| ' separators"
-            raise DataFormatError(f"expected 'src ||| tgt', found {what}: {line!r:.80}", path=path, line=number)
-        left, right = line.split("|||")
-        src.append(left)
-        tgt.append(right)
-    return src, tgt, list(range(1, len(src) + 1))
-
-
-def _read_table(path: str, fmt: str, src_column: str, tgt_column: str) -> tuple[list[str], list[str], list[int]]:
-    """TSV (split on tabs, no quoting) or CSV (RFC 4180 quoting, a record may span lines); header or positions."""
-    lines = _read_lines(path, "file")
-    rows = ((n, line.split("\t")) for n, line in enumerate(lines, 1)) if fmt == "tsv" else _csv_records(lines, path)
-    src, tgt, numbers, expected, columns = [], [], [], 0, (0, 0)
-    for number, row in rows:
-        if not expected:  # the first row: a header, or (columns given as positions) already data
-            expected = len(row)
-            if not (src_column.isdigit() and tgt_column.isdigit()):
-                header = [name.strip() for name in row]
-                missing = [c for c in (src_column, tgt_column) if c not in header]
-                if missing:
-                    raise DataFormatError(f"column(s) {missing} not in the header row; columns found: {header} (a "
-                                          "file without a header row needs positions: src_column='0', "
-                                          "tgt_column='1')", path=path, line=number)
-                columns = (header.index(src_column), header.index(tgt_column))
-                continue
-            columns = (int(src_column), int(tgt_column))
-            if max(columns) >= expected:
-                raise DataFormatError(f"column position {max(columns)} requested, but the first line has "
-                                      f"{expected} field(s)", path=path, line=number)
-        if len(row) != expected:
-            what = "tab-separated fields" if fmt == "tsv" else "comma-separated fields"
-            hint = " (a tab inside a field?)" if fmt == "tsv" else ""
-            raise DataFormatError(f"expected {expected} {what}, found {len(row)}{hint}", path=path, line=number)
-        src.append(row[columns[0]])
-        tgt.append(row[columns[1]])
-        numbers.append(number)
-    return src, tgt, numbers
-
-
-def _csv_records(lines: list[str], path: str) -> Iterable[tuple[int, list[str]]]:
-    reader = csv.reader(line + "\n" for line in lines)
-    start = 1
-    try:
-        for row in reader:
-            yield start, row
-            start = reader.line_num + 1
-    except csv.Error as err:
-        raise DataFormatError(f"malformed CSV: {err}", path=path, line=reader.line_num or start) from None
-
-
-def _read_jsonl(path: str, src_column: str, tgt_column: str) -> tuple[list[str], list[str], list[int]]:
-    lines = _read_lines(path, "file")
-    src, tgt, numbers = [], [], []
-    for number, line in enumerate(lines, 1):
-        try:
-            obj = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as err:
-            what = "blank line" if not line.strip() else getattr(err, "msg", "nested too deeply")
-            hint = " (a JSON array? write one object per line)" if number == 1 and line.strip() == "[" else ""
-            raise DataFormatError(f"malformed JSON ({what}); JSON Lines needs one object per line{hint}",
-                                  path=path, line=number) from None
-        if not isinstance(obj, dict):
-            raise DataFormatError(f"expected a JSON object, found {type(obj).__name__}", path=path, line=number)
-        for column in (src_column, tgt_column):
-            if column not in obj:
-                raise DataFormatError(f"no column {column!r}; columns found: {list(obj)}", path=path, line=number)
-        src.append(checked_text(obj[src_column], path, number, src_column))
-        tgt.append(checked_text(obj[tgt_column], path, number, tgt_column))
-        numbers.append(number)
-    return src, tgt, numbers
-
-
-def _read_source(source: ParallelSource) -> RawPairs:
-    fmt = source.form()
-    if fmt == "dataset":
-        return from_dataset(load_dataset_source(source), source.src_column, source.tgt_column, source.src_lang,
-                             source.tgt_lang, f"dataset {source.dataset!r}")
-    if fmt == "lines":
-        src_lang = source.src_lang or _infer_language(source.src_file, "src_lang")
-        tgt_lang = source.tgt_lang or _infer_language(source.tgt_file, "tgt_lang")
-        src, tgt = _read_lines(source.src_file, "src_file"), _read_lines(source.tgt_file, "tgt_file")
-        if len(src) != len(tgt):
-            raise DataFormatError(f"line counts differ: {source.src_file} has {len(src)} lines, "
-                                  f"{source.tgt_file} has {len(tgt)}")
-        numbers = list(range(1, len(src) + 1))
-    else:
-        for name in ("src_lang", "tgt_lang"):
-            if getattr(source, name) is None:
-                raise ConfigError(f"{name} is not set for {source.file} (only two files' names are used to infer it)")
-        src_lang, tgt_lang = source.src_lang, source.tgt_lang
-        if fmt == "bar":
-            src, tgt, numbers = _read_bar(source.file)
-        elif fmt == "jsonl":
-            src, tgt, numbers = _read_jsonl(source.file, source.src_column, source.tgt_column)
-        else:
-            src, tgt, numbers = _read_table(source.file, fmt, source.src_column, source.tgt_column)
-    return RawPairs(src, tgt, numbers, [src_lang] * len(src), [tgt_lang] * len(src))
-
-
-# -------------------------------------------------------------------------------------------------- dedup, filtering
-def normalize_for_dedup(text: str) -> str:
-    """Key under which two sentences count as the same: casefolded, whitespace collapsed, stripped.
-
-    Python's whitespace includes U+00A0 and U+202F (no-break spaces), so ``"boire ?"`` with a narrow no-break
-    space matches ``"boire ?"`` with an ordinary one.
-    """
-    return " ".join(text.casefold().split())
-
-
+# ---------------------------------------------------------------------------------------------- reading, filtering
 def read_eval_sentences(paths: Iterable[str | Path]) -> set[str]:
     """The normalised (:func:`normalize_for_dedup`) non-empty lines of evaluation files, for ``dedup_texts``."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     found: set[str] = set()
     for path in paths:
-        found.update(normalize_for_dedup(line) for line in _read_lines(path, "evaluation file"))
+        found.update(normalize_for_dedup(line) for line in read_text_lines(path, what="evaluation file")[0])
     found.discard("")
     return found
 
@@ -297,69 +177,57 @@ def _tokenize(texts: list[str], pretokenized: bool, num_proc: int | None) -> lis
             lambda batch: {"words": word_tokenize_batch(batch["text"])},
             batched=True, num_proc=num_proc, remove_columns=["text"], desc="word-tokenizing",
         )
-        return ds["words"]
+        return ds[:]["words"]  # a plain list: indexing ds["words"] (a lazy Column) row by row is very slow
     return word_tokenize_batch(texts)
 
 
-def _filter(raw: RawPairs, source: ParallelSource | None, what: str, max_words: int | None, dedup: set[str],
-            pretokenized: bool, num_proc: int | None, keep_empty: bool) -> dict[str, list]:
-    if not raw.src:
-        raise DataFormatError("no pairs: the corpus is empty", path=what)
-    src = [text.strip() for text in raw.src]
-    tgt = [text.strip() for text in raw.tgt]
-    src_words = _tokenize(src, pretokenized, num_proc)
-    tgt_words = _tokenize(tgt, pretokenized, num_proc)
-    links, has_links = raw.links, raw.has_links
-    if source is not None and source.alignments is not None:
-        from amber_align.data.alignments import read_pharaoh  # lazy: keeps this module importable on its own
-
-        if not Path(source.alignments).is_file():
-            raise ConfigError(f"alignments {source.alignments!r} cannot be read: no such file")
-        pharaoh = read_pharaoh(
-            source.alignments, one_based=source.alignments_one_based,
-            src_lengths=[len(w) for w in src_words], tgt_lengths=[len(w) for w in tgt_words],
-            expected_lines=len(src),
-        )
-        links = [[[int(i), int(j)] for i, j in row] for row in pharaoh]
-        has_links = [True] * len(src)
-    elif links is not None:
-        _check_links(links, src_words, tgt_words, raw.line, what)
-    max_pairs = source.max_pairs if source is not None else None
-    keep: list[int] = []
-    empty = over = dup = beyond = 0
-    for k in range(len(src)):
-        if not keep_empty and (not src_words[k] or not tgt_words[k]):
-            empty += 1
-        elif max_words is not None and max(len(src_words[k]), len(tgt_words[k])) > max_words:
-            over += 1
-        elif dedup and (normalize_for_dedup(src[k]) in dedup or normalize_for_dedup(tgt[k]) in dedup):
-            dup += 1
-        elif max_pairs is not None and len(keep) >= max_pairs:
-            beyond += 1
-        else:
-            keep.append(k)
-    limit = f"over {max_words} words" if max_words is not None else "over the word limit (none set)"
-    rest = f", {beyond} beyond max_pairs={max_pairs}" if beyond else ""
-    logger.info(f"{what}: kept {len(keep)} of {len(src)} pairs (skipped {empty} empty, {over} {limit}, "
-                f"{dup} duplicates of evaluation sentences{rest})")
-    return {
-        "src": [src[k] for k in keep], "tgt": [tgt[k] for k in keep],
-        "src_lang": [raw.src_lang[k] for k in keep], "tgt_lang": [raw.tgt_lang[k] for k in keep],
-        "pair": [f"{raw.src_lang[k]}-{raw.tgt_lang[k]}" for k in keep],
-        "src_words": [src_words[k] for k in keep], "tgt_words": [tgt_words[k] for k in keep],
-        "links": [links[k] if links is not None else [] for k in keep],
-        "has_links": [bool(has_links[k]) if has_links is not None else False for k in keep],
-        "line": [raw.line[k] for k in keep],
-    }
+def _tokenized_in_chunks(rows: Iterable[RawRow], pretokenized: bool, num_proc: int
+                         ) -> Iterator[tuple[RawRow, list[str], list[str]]]:
+    """:func:`~amber_align.data.readers.tokenized`, but word-tokenizing ``_TOKENIZE_CHUNK`` rows at a time in
+    ``num_proc`` processes. A reading error is raised only after the rows before it (as the lazy path would), so
+    it never surfaces when ``max_pairs`` stops the reading first."""
+    it = iter(rows)
+    while True:
+        chunk: list[RawRow] = []
+        error: Exception | None = None
+        try:
+            for row in it:
+                chunk.append(row)
+                if len(chunk) >= _TOKENIZE_CHUNK:
+                    break
+        except (DataFormatError, ConfigError) as err:
+            error = err
+        src_words = _tokenize([row.src for row in chunk], pretokenized, num_proc)
+        tgt_words = _tokenize([row.tgt for row in chunk], pretokenized, num_proc)
+        yield from zip(chunk, src_words, tgt_words)
+        if error is not None:
+            raise error
+        if len(chunk) < _TOKENIZE_CHUNK:
+            return
 
 
-def _check_links(links: list, src_words: list, tgt_words: list, lines: list[int], what: str) -> None:
-    for k, row in enumerate(links):
-        for link in row:
-            if (len(link) != 2 or not all(type(x) is int for x in link)
-                    or not (0 <= link[0] < len(src_words[k]) and 0 <= link[1] < len(tgt_words[k]))):
-                raise DataFormatError(f"links column: link {list(link)} is outside the pair ({len(src_words[k])} "
-                                      f"source words, {len(tgt_words[k])} target words)", path=what, line=lines[k])
+def _source_rows(item: Any, index: int) -> tuple[Iterable[RawRow], ParallelSource | None, str]:
+    """The rows of one item of ``load_parallel``'s sources, the source (``None`` for a dataset), its name."""
+    if isinstance(item, (datasets.Dataset, datasets.DatasetDict)):
+        what = f"dataset #{index} ({len(item)} rows)" if isinstance(item, datasets.Dataset) else f"dataset #{index}"
+        return from_dataset(item, "src", "tgt", None, None, what).rows(), None, what
+    if not isinstance(item, (ParallelSource, Mapping)):
+        raise ConfigError(f"source #{index} must be a ParallelSource, a mapping or a datasets.Dataset, "
+                          f"got {type(item).__name__}")
+    source = item if isinstance(item, ParallelSource) else ParallelSource.from_dict(item)
+    if source.form() != "dataset":
+        return iter_raw_rows(source), source, source.describe()
+    raw = from_dataset(load_dataset_source(source), source.src_column, source.tgt_column, source.src_lang,
+                       source.tgt_lang, f"dataset {source.dataset!r}")
+    return raw.rows(), source, source.describe()
+
+
+def _to_dataset(kept: list[KeptRow]) -> datasets.Dataset:
+    """The kept rows as a dataset; columns go to Arrow whole (``from_dict`` on lists encodes row by row, slowly)."""
+    columns = zip(*kept) if kept else ([] for _ in KeptRow._fields)
+    schema = PARALLEL_FEATURES.arrow_schema
+    arrays = {name: pa.array(values, type=schema.field(name).type) for name, values in zip(KeptRow._fields, columns)}
+    return datasets.Dataset.from_dict(arrays, features=PARALLEL_FEATURES)
 
 
 # ----------------------------------------------------------------------------------------------------------- loading
@@ -401,15 +269,12 @@ def load_parallel(
     dedup = {normalize_for_dedup(text) for text in dedup_texts} - {""} if dedup_texts is not None else set()
     parts: list[datasets.Dataset] = []
     for index, item in enumerate(items):
-        if isinstance(item, (datasets.Dataset, datasets.DatasetDict)):
-            what = f"dataset #{index} ({len(item)} rows)" if isinstance(item, datasets.Dataset) else f"dataset #{index}"
-            raw, source = from_dataset(item, "src", "tgt", None, None, what), None
-        elif isinstance(item, (ParallelSource, Mapping)):
-            source = item if isinstance(item, ParallelSource) else ParallelSource.from_dict(item)
-            raw, what = _read_source(source), source.describe()
-        else:
-            raise ConfigError(f"source #{index} must be a ParallelSource, a mapping or a datasets.Dataset, "
-                              f"got {type(item).__name__}")
-        columns = _filter(raw, source, what, max_words, dedup, pretokenized, num_proc, keep_empty)
-        parts.append(datasets.Dataset.from_dict(columns, features=PARALLEL_FEATURES))
+        rows, source, what = _source_rows(item, index)
+        check = (RowCheck(what, max_words=max_words, dedup=dedup, keep_empty=keep_empty) if source is None
+                 else RowCheck.of(source, max_words=max_words, dedup=dedup, keep_empty=keep_empty))
+        words = (_tokenized_in_chunks(rows, pretokenized, num_proc) if num_proc is not None and num_proc > 1
+                 else tokenized(rows, pretokenized))
+        kept = list(checked_rows(words, check))
+        logger.info(check.summary())
+        parts.append(_to_dataset(kept))
     return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)

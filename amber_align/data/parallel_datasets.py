@@ -1,11 +1,14 @@
 """Parallel data held in a ``datasets`` dataset: a Hub id or a saved folder (``ParallelSource(dataset=...)``), or a
 ``datasets.Dataset`` handed to ``load_parallel`` / a trainer, with ``src``/``tgt`` (or named) text columns and
-``src_lang``/``tgt_lang``, or the Hub's ``translation`` column of ``{lang: text}`` (WMT, OPUS). Read into the same
-:class:`RawPairs` as the file readers of :mod:`amber_align.data.parallel`, which filters and tokenizes them.
+``src_lang``/``tgt_lang``, or the Hub's ``translation`` column of ``{lang: text}`` (WMT, OPUS). Read whole into
+:class:`RawPairs`, whose :meth:`RawPairs.rows` are the same ``RawRow`` s as the file readers of
+:mod:`amber_align.data.readers` give, checked and filtered by the same ``RowCheck``.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 import datasets
 
 from amber_align.data.languages import normalize_language
+from amber_align.data.readers import RawRow, checked_text
 from amber_align.errors import ConfigError, DataFormatError
 
 __all__ = ["RawPairs", "checked_text", "from_dataset", "load_dataset_source"]
@@ -30,18 +34,14 @@ class RawPairs:
     links: list[list[list[int]]] | None = None
     has_links: list[bool] | None = None
 
+    def rows(self) -> Iterator[RawRow]:
+        """The pairs as the readers' rows (texts stripped), for ``readers.RowCheck``."""
+        links = self.links if self.links is not None else itertools.repeat(None)
+        has = self.has_links if self.has_links is not None else itertools.repeat(False)
+        for line, src, tgt, src_lang, tgt_lang, row_links, row_has in zip(
+                self.line, self.src, self.tgt, self.src_lang, self.tgt_lang, links, has):
+            yield RawRow(line, src.strip(), tgt.strip(), src_lang, tgt_lang, row_links, bool(row_has))
 
-def checked_text(value: Any, path: str, line: int, column: str) -> str:
-    """``value`` if it is text that encodes as UTF-8; else a ``DataFormatError`` naming the place and column."""
-    if not isinstance(value, str):
-        raise DataFormatError(f"column {column!r} must hold text, found {type(value).__name__} {value!r:.60}",
-                              path=path, line=line)
-    try:
-        value.encode("utf-8")  # a JSON "\ud800" escape gives a lone surrogate, which no tokenizer accepts
-    except UnicodeEncodeError as err:
-        raise DataFormatError(f"column {column!r}: lone surrogate at character {err.start}", path=path,
-                              line=line) from None
-    return value
 
 
 def load_dataset_source(source: Any) -> datasets.Dataset:

@@ -1,12 +1,12 @@
 """Streaming training data: parallel corpora read lazily, for corpora that do not fit in memory (``streaming: true``).
 
 Each training source (one language pair) becomes an endless ``datasets.IterableDataset`` built with
-``IterableDataset.from_generator``: the files are read line by line (never whole), words are split per line, a
-Pharaoh alignment file (when given) is read line by line beside its corpus and checked against the same word counts
-with the same errors (file and line) as the map-style path; then ``.map`` orients, filters links and tokenizes on the
-fly (the same batch functions as ``amber_align.data.encoding``), pairs over ``max_length`` subwords are skipped, and
-``.shuffle(buffer_size, seed)`` mixes a bounded window. The pass over a file restarts when it ends (an epoch is
-one pass; nothing is held in memory across passes).
+``IterableDataset.from_generator``: the files are read line by line (never whole) by the reader the map-style path
+materialises (:mod:`amber_align.data.readers`: words split per line, a Pharaoh alignment file read line by line
+beside its corpus, the same checks, filters and errors naming file and line); then ``.map`` orients, filters links
+and tokenizes on the fly (the same batch functions as ``amber_align.data.encoding``), pairs over ``max_length``
+subwords are skipped, and ``.shuffle(buffer_size, seed)`` mixes a bounded window. The pass over a file restarts
+when it ends (an epoch is one pass; nothing is held in memory across passes; the first pass logs its counts).
 
 :class:`PairStreams` keeps the per-pair streams apart and interleaves them round-robin
 (``datasets.interleave_datasets``): any ``P × batch_size`` consecutive examples hold ``batch_size`` pairs of each
@@ -14,28 +14,25 @@ of the ``P`` language pairs, which is the per-language mixing of the map-style `
 Several processes: accelerate deals out whole ``P × batch_size`` batches (``dispatch_batches`` off, set by the
 config), so every process's batch keeps the mixing.
 
-Limits (raised as ``ConfigError``): sources must be files (``src_file``+``tgt_file``, ``bar`` or ``jsonl``), and
+Limits (raised as ``ConfigError``): sources must be files (``src_file``+``tgt_file``, ``bar`` or ``jsonl``; the
+reader also reads TSV/CSV lazily, but streaming keeps to :data:`STREAMABLE_FORMATS`), and
 word links must come from a Pharaoh file when the method needs them (eflomal needs the whole corpus).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import datasets
 import torch
 
-from amber_align.data.alignments import parse_pharaoh_line
 from amber_align.data.encoding import filter_links_batch, orient_batch, pair_encoder
-from amber_align.data.parallel import PARALLEL_FEATURES, ParallelSource, _infer_language, normalize_for_dedup
-from amber_align.data.words import word_tokenize
+from amber_align.data.parallel import PARALLEL_FEATURES, ParallelSource
+from amber_align.data.readers import RowCheck, checked_rows, iter_raw_rows, source_languages, tokenized
 from amber_align.errors import ConfigError, DataFormatError
 from amber_align.logging_utils import get_logger
-from amber_align.io_utils import iter_text_lines
 
 __all__ = ["PairStreams", "build_streaming_dataset", "iter_source_rows", "STREAMABLE_FORMATS"]
 
@@ -45,116 +42,32 @@ STREAMABLE_FORMATS = ("lines", "bar", "jsonl")
 _RAW_COLUMNS = list(PARALLEL_FEATURES) + ["x_words", "y_words", "xy_links"]
 
 
-def _lines(path: str, what: str) -> Iterator[str]:
-    return iter_text_lines(path, what)
-
-
-def _text_pairs(source: ParallelSource) -> Iterator[tuple[int, str, str]]:
-    """``(line, src, tgt)`` of a file source, lazily; unequal line counts name the shorter file and the line."""
-    fmt = source.form()
-    if fmt == "lines":
-        end = object()
-        both = itertools.zip_longest(_lines(source.src_file, "src_file"), _lines(source.tgt_file, "tgt_file"),
-                                     fillvalue=end)
-        for number, (src, tgt) in enumerate(both, 1):
-            if src is end or tgt is end:
-                short, long_ = ((source.src_file, source.tgt_file) if src is end
-                                else (source.tgt_file, source.src_file))
-                raise DataFormatError(f"line counts differ: {short} ends at line {number - 1}, {long_} goes on",
-                                      path=long_, line=number)
-            yield number, src, tgt
-    elif fmt == "bar":
-        for number, line in enumerate(_lines(source.file, "file"), 1):
-            count = line.count("|||")
-            if count != 1:
-                what = "no ' ||| ' separator" if count == 0 else f"{count} ' ||| ' separators"
-                raise DataFormatError(f"expected 'src ||| tgt', found {what}: {line!r:.80}", path=source.file,
-                                      line=number)
-            left, right = line.split("|||")
-            yield number, left, right
-    else:  # jsonl
-        for number, line in enumerate(_lines(source.file, "file"), 1):
-            try:
-                obj = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):
-                raise DataFormatError("malformed JSON; JSON Lines needs one object per line", path=source.file,
-                                      line=number) from None
-            if not isinstance(obj, dict) or not all(isinstance(obj.get(c), str)
-                                                    for c in (source.src_column, source.tgt_column)):
-                raise DataFormatError(f"expected an object with text columns {source.src_column!r} and "
-                                      f"{source.tgt_column!r}", path=source.file, line=number)
-            yield number, obj[source.src_column], obj[source.tgt_column]
-
-
-def _languages(source: ParallelSource) -> tuple[str, str]:
-    if source.form() == "lines":
-        return (source.src_lang or _infer_language(source.src_file, "src_lang"),
-                source.tgt_lang or _infer_language(source.tgt_file, "tgt_lang"))
-    for name in ("src_lang", "tgt_lang"):
-        if getattr(source, name) is None:
-            raise ConfigError(f"{name} is not set for {source.file} (only two files' names are used to infer it)")
-    return source.src_lang, source.tgt_lang
-
-
 def iter_source_rows(source: ParallelSource, *, max_words: int | None = 64, dedup: set[str] | frozenset = frozenset(),
-                     pretokenized: bool = False) -> Iterator[dict[str, Any]]:
-    """One pass over ``source``: rows with the columns of ``PARALLEL_FEATURES``, filtered as ``load_parallel``
-    filters them (empty side, over ``max_words``, evaluation duplicates, ``max_pairs``), read lazily.
+                     pretokenized: bool = False, check: RowCheck | None = None) -> Iterator[dict[str, Any]]:
+    """One pass over ``source``: rows with the columns of ``PARALLEL_FEATURES``, read, checked and filtered lazily
+    by the reader ``load_parallel`` materialises (:mod:`amber_align.data.readers`): same rows, same errors.
 
     The alignment file, when given, is read beside the corpus; a link outside its pair, a malformed line or a
-    different line count raises ``DataFormatError`` naming the alignment file and the line.
+    different line count raises ``DataFormatError`` naming the alignment file and the line. ``check``: the
+    :class:`~amber_align.data.readers.RowCheck` to use (for its counts), else a new one.
     """
-    src_lang, tgt_lang = _languages(source)
-    pair = f"{src_lang}-{tgt_lang}"
-    links_lines: Iterator[str] | None = None
-    if source.alignments is not None:
-        if not Path(source.alignments).is_file():
-            raise ConfigError(f"alignments {source.alignments!r} cannot be read: no such file")
-        links_lines = _lines(source.alignments, "alignments")
-    kept = 0
-    number = 0
-    for number, src, tgt in _text_pairs(source):
-        src, tgt = src.strip(), tgt.strip()
-        src_words = src.split() if pretokenized else word_tokenize(src)
-        tgt_words = tgt.split() if pretokenized else word_tokenize(tgt)
-        links: list[list[int]] = []
-        if links_lines is not None:
-            text = next(links_lines, None)
-            if text is None:
-                raise DataFormatError(f"alignment file ends at line {number - 1} but the corpus "
-                                      f"({source.describe()}) goes on; it must be line-parallel to the corpus",
-                                      path=source.alignments, line=number)
-            links = [[i, j] for i, j in parse_pharaoh_line(
-                text, one_based=source.alignments_one_based, src_len=len(src_words), tgt_len=len(tgt_words),
-                path=source.alignments, line_no=number)]
-        if not src_words or not tgt_words:
-            continue
-        if max_words is not None and max(len(src_words), len(tgt_words)) > max_words:
-            continue
-        if dedup and (normalize_for_dedup(src) in dedup or normalize_for_dedup(tgt) in dedup):
-            continue
-        if source.max_pairs is not None and kept >= source.max_pairs:
-            return  # the alignment file is not read past here (as the map-style path keeps the first N)
-        kept += 1
-        yield {"src": src, "tgt": tgt, "src_lang": src_lang, "tgt_lang": tgt_lang, "pair": pair,
-               "src_words": src_words, "tgt_words": tgt_words, "links": links,
-               "has_links": links_lines is not None, "line": number}
-    if links_lines is not None and next(links_lines, None) is not None:
-        raise DataFormatError(f"alignment file has more lines than the corpus ({source.describe()}, {number} "
-                              "lines); it must be line-parallel to the corpus", path=source.alignments,
-                              line=number + 1)
+    if check is None:
+        check = RowCheck.of(source, max_words=max_words, dedup=dedup)
+    for row in checked_rows(tokenized(iter_raw_rows(source), pretokenized), check):
+        yield row._asdict()
 
 
 def _endless_rows(source: dict[str, Any], max_words: int | None, dedup: frozenset, pretokenized: bool
                   ) -> Iterator[dict[str, Any]]:
-    """Pass after pass over one source (the generator behind each stream); a pass with no rows is an error."""
+    """Pass after pass over one source (the generator behind each stream); a pass with no rows is an error. The
+    first pass's counts are logged, as ``load_parallel`` logs them."""
     parsed = ParallelSource.from_dict(source)
-    for _ in itertools.count():
-        rows = 0
-        for row in iter_source_rows(parsed, max_words=max_words, dedup=dedup, pretokenized=pretokenized):
-            rows += 1
-            yield row
-        if rows == 0:
+    for epoch in itertools.count():
+        check = RowCheck.of(parsed, max_words=max_words, dedup=dedup)
+        yield from iter_source_rows(parsed, pretokenized=pretokenized, check=check)
+        if epoch == 0:
+            logger.info(check.summary())
+        if check.kept == 0:
             raise DataFormatError("no pairs left after filtering (empty sides, max_words, evaluation duplicates)",
                                   path=parsed.describe())
 
@@ -228,7 +141,7 @@ def build_streaming_dataset(config: Any, tokenizer: Any, sources: list[dict[str,
             raise ConfigError(f"train_data[{index}] ({source.describe()}): streaming cannot word-align with eflomal "
                               "(it needs the whole corpus): give alignments: <Pharaoh file> (amber-align "
                               "word-align writes one), or set streaming: false")
-        src_lang, tgt_lang = _languages(source)
+        src_lang, tgt_lang = source_languages(source)
         if config.anchor_language not in (src_lang, tgt_lang):
             raise ConfigError(f"anchor_language={config.anchor_language!r} is on neither side of the language pair "
                               f"{src_lang}-{tgt_lang} of train_data[{index}]; set anchor_language to the shared "
