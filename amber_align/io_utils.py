@@ -167,9 +167,12 @@ def iter_text_lines(path: str | os.PathLike, what: str = "file") -> Iterator[str
         for number, raw in enumerate(handle, 1):
             if number == 1:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
+                if not raw:  # a file holding only a BOM has no line
+                    return
             raw = raw.removesuffix(b"\n").removesuffix(b"\r")
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError as err:
                 raise DataFormatError(f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
-                                      "convert the file to UTF-8", path=path, line=number) from None
+                                      "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)", path=path,
+                                      line=number) from None

@@ -32,6 +32,7 @@ from amber_align.data.alignments import parse_pharaoh_line
 from amber_align.data.languages import is_known_language, normalize_language
 from amber_align.data.words import word_tokenize
 from amber_align.errors import ConfigError, DataFormatError
+from amber_align.io_utils import iter_text_lines
 
 if TYPE_CHECKING:
     from amber_align.data.parallel import ParallelSource
@@ -73,26 +74,9 @@ class KeptRow(NamedTuple):
 
 # ------------------------------------------------------------------------------------------------------------ lines
 def iter_lines(path: str | Path, what: str = "file") -> Iterator[str]:
-    """Lines of a UTF-8 file, read lazily: split on ``\\n`` only, BOM and the CR of CRLF stripped, no extra line for
-    a final newline (the same lines as :func:`amber_align.io_utils.read_text_lines`). A file that cannot be opened
-    is a ``ConfigError`` naming ``what``; a bad byte is a ``DataFormatError`` naming the line and column."""
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below; the generator may stop early
-    except OSError as err:
-        raise ConfigError(f"{what} {str(path)!r} cannot be read: {err.strerror or err}") from None
-    with handle:
-        for number, raw in enumerate(handle, 1):
-            if number == 1:
-                raw = raw.removeprefix(codecs.BOM_UTF8)
-                if not raw:  # a file holding only a BOM has no line
-                    return
-            raw = raw.removesuffix(b"\n").removesuffix(b"\r")
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise DataFormatError(f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
-                                      "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)", path=path,
-                                      line=number) from None
+    """Lines of a UTF-8 file, read lazily (:func:`amber_align.io_utils.iter_text_lines`: split on ``\\n`` only, BOM
+    and the CR of CRLF stripped, the same lines as ``read_text_lines``; a bad byte named with line and column)."""
+    return iter_text_lines(path, what)
 
 
 def _count_lines(path: str | Path, what: str) -> int:
