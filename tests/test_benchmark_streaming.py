@@ -11,6 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # 25 s: the benchmark end to end; the streaming behaviour itself is in test_streaming.py
 def test_streaming_memory_smoke_run():
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "streaming_memory.py"), "--smoke",
                              "--no_record"], capture_output=True, text=True, timeout=300, cwd=REPO)

@@ -252,6 +252,7 @@ def _extra_en_fr_pairs(folder: Path, limit: int) -> tuple[list[list[str]], list[
     return src, tgt
 
 
+@pytest.mark.slow  # 24 s of eflomal on the Hansards
 @needs_eflomal
 def test_aer_on_hansards_en_fr(shared_data):
     """447 gold pairs (English is the source side) aligned together with 5,000 newstest en–fr pairs.
