@@ -39,6 +39,7 @@ from amber_align.logging_utils import get_logger
 
 __all__ = [
     "build_xlmr_tokenizer",
+    "MAX_SPARE_ROWS",
     "check_tokenizer_matches_model",
     "load_mbert_tokenizer",
     "nmt_nfkc_charsmap",
@@ -256,14 +257,21 @@ def _describe(obj: Any) -> str:
     return f"{type(obj).__name__}({name!r})" if name else type(obj).__name__
 
 
+#: embedding rows beyond ``len(tokenizer)`` that a checkpoint may pad its matrix with (multilingual-e5: 35)
+MAX_SPARE_ROWS = 1024
+
+
 def check_tokenizer_matches_model(tokenizer: PreTrainedTokenizerBase, model_or_config: Any, *,
                                   name: str | None = None) -> None:
     """Raise :class:`TokenizerMismatchError` when ``tokenizer`` can produce ids the model cannot embed.
 
     Checked: ``len(tokenizer)`` (added tokens included) must not exceed ``config.vocab_size``; the pad id must be
     below ``vocab_size``; for RoBERTa-family models (position ids are counted from ``config.pad_token_id``) the
-    tokenizer's pad id must equal the config's. A tokenizer *smaller* than the embedding matrix is fine (mBERT and
-    XLM-R checkpoints pad their matrices). ``name`` labels the model in the message (else its ``name_or_path``).
+    tokenizer's pad id must equal the config's. A tokenizer somewhat *smaller* than the embedding matrix is fine
+    (checkpoints pad their matrices: multilingual-e5 has 250,002 pieces for 250,037 rows, mDeBERTa-v3 has spare rows
+    too), up to ``MAX_SPARE_ROWS``; beyond that it is another model's tokenizer (MiniLM's 30,522 pieces in a
+    69,505-row mini mBERT would train a model whose ids mean other pieces) and is refused. ``name`` labels the model
+    in the message (else its ``name_or_path``).
     """
     config = getattr(model_or_config, "config", model_or_config)
     if not isinstance(config, PretrainedConfig) and not hasattr(config, "vocab_size"):
@@ -293,6 +301,12 @@ def check_tokenizer_matches_model(tokenizer: PreTrainedTokenizerBase, model_or_c
             raise TokenizerMismatchError(message + "; this model counts position ids from its pad id, so every "
                                          "position would be shifted. Expected equal pad ids.")
         logger.warning("%s; expected equal pad ids.", message)
+    if vocab_size - tok_size > MAX_SPARE_ROWS:
+        raise TokenizerMismatchError(
+            f"tokenizer {tok_name} has {tok_size} tokens but model {model_name} embeds {vocab_size} "
+            f"(config.vocab_size): {vocab_size - tok_size} rows would never be used, more than the "
+            f"{MAX_SPARE_ROWS} spare rows a checkpoint pads its matrix with; is it another model's tokenizer? Load "
+            "the tokenizer saved with this model.")
 
 
 def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:

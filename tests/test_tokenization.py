@@ -232,6 +232,11 @@ def test_check_tokenizer_matches_model():
     message = str(info.value)
     assert "119547" in message and "1000" in message and "student" in message and "mbert-cased-vocab" in message
     assert "expected" in message.lower()
+    # another model's tokenizer, smaller than the matrix by more than any padding (MiniLM's in a mini mBERT)
+    with pytest.raises(TokenizerMismatchError, match=r"has 119547 tokens but model .* embeds 150000 .*30453 rows "
+                                                     r"would never be used.*another model's tokenizer"):
+        check_tokenizer_matches_model(tok, tiny_config("mbert", vocab_size=150000))
+    check_tokenizer_matches_model(tok, tiny_config("mbert", vocab_size=len(tok) + 1024))  # the most padding allowed
 
 
 class _OddTokenizer:
