@@ -90,7 +90,9 @@ def test_both_directions_come_back_in_src_tgt_orientation(synthetic_alignment):
     fwd_hits = sum(len(set(f) & t) for f, t in zip(forward, truth))
     rev_hits = sum(len(set(r) & t) for r, t in zip(reverse, truth))
     total = sum(map(len, truth))
-    assert fwd_hits > 0.9 * total and rev_hits > 0.9 * total
+    # eflomal cannot be seeded, so hits vary from run to run (reverse: 86-99 % seen); a direction that came back
+    # transposed would hit almost nothing, so 75 % proves the orientation without flaking
+    assert fwd_hits > 0.75 * total and rev_hits > 0.75 * total, (fwd_hits, rev_hits, total)
 
 
 @needs_eflomal
