@@ -16,7 +16,10 @@ Each group checks its own fields (``check_*_arguments``), whether used alone or 
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from amber_align.choices import ANCHOR_MODES, POOLING_MODES, SYMMETRIZATIONS
@@ -175,10 +178,6 @@ def check_training_arguments(config: Any) -> None:
     """The ``TrainingArguments`` values that would train nothing or nonsense, refused before any work:
     ``max_steps: 0`` (it saved an untrained model as an aligned one), a non-finite or negative learning rate,
     and batch sizes or accumulation below 1; an ``output_dir`` that is a file or cannot be written."""
-    import math
-    import os
-    from pathlib import Path
-
     owner = type(config).__name__
     if config.output_dir:
         out = Path(config.output_dir)

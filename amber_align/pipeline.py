@@ -63,10 +63,12 @@ def run_alignment(
     resume = resolve_checkpoint(config.resume_from_checkpoint, config.output_dir)
     trainer = spec.trainer_class(model=model, args=config, train_dataset=train, eval_dataset=evaluation,
                                  processing_class=tokenizer, teacher=teacher)
+    finished = False
     if resume is not None:
         step, own_max = _checkpoint_steps(resume)
         logger.info(f"resuming from {resume} (step {step} of its run's {own_max})")
-    if resume is not None and _training_finished(resume, config.max_steps):
+        finished = _training_finished(resume, step, own_max, config.max_steps)
+    if finished:
         # killed during the final save: the Trainer would train one step too many when resumed at max_steps
         logger.info(f"{resume}: training had finished; writing the final model from this checkpoint")
         trainer._load_from_checkpoint(resume)
@@ -145,11 +147,10 @@ def _checkpoint_steps(checkpoint: str) -> tuple[int, int]:
             from None
 
 
-def _training_finished(checkpoint: str, max_steps: int) -> bool:
+def _training_finished(checkpoint: str, step: int, own_max: int, max_steps: int) -> bool:
     """Whether ``checkpoint`` is its run's last step (and the config asks for no other length): then the final
     model is written from it without training. A checkpoint past a smaller ``max_steps`` of the config is a
     ``ConfigError`` naming both (resuming it could only stop at once and suggest the same resume again)."""
-    step, own_max = _checkpoint_steps(checkpoint)
     target = max_steps if max_steps and max_steps > 0 else own_max
     if target > 0 and step > target or (step == target and own_max and own_max != target):
         raise ConfigError(f"resume_from_checkpoint: {checkpoint} is at step {step} of a {own_max}-step run, "

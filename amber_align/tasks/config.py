@@ -163,7 +163,7 @@ class TaskConfig(TrainingArguments, ModelArguments, CaoArguments):
         check_range(owner, "continual_batch_size", self.continual_batch_size, low=1)
         if self.continual_alignment and not self.continual_data:
             raise ConfigError(f"{owner}.continual_data: continual_alignment needs parallel sources, got none")
-        if get_task(self.task).name == "qa" and self.doc_stride >= self.max_seq_length:
+        if self.task == "qa" and self.doc_stride >= self.max_seq_length:
             raise ConfigError(f"{owner}.doc_stride: must be below max_seq_length ({self.max_seq_length}), "
                               f"got {self.doc_stride}")
         for lang in self.languages:

@@ -15,8 +15,8 @@ import datasets
 
 from amber_align.errors import ConfigError
 
-__all__ = ["TaskHandler", "NerHandler", "NliHandler", "QaHandler", "TatoebaHandler", "BuccHandler",
-           "MLQA_LANGUAGES"]
+__all__ = ["TaskHandler", "labels_mean_cross_entropy", "NerHandler", "NliHandler", "QaHandler", "TatoebaHandler",
+           "BuccHandler", "MLQA_LANGUAGES"]
 
 #: languages of MLQA, scored with its own answer normalisation under ``qa_normalization: auto``
 MLQA_LANGUAGES = frozenset({"ar", "de", "en", "es", "hi", "vi", "zh"})
@@ -74,16 +74,30 @@ def _labels_of(model: Any) -> list[str]:
     return [id2label[i] for i in sorted(id2label)]
 
 
-def _labels_mean_cross_entropy(*args: Any, **kwargs: Any) -> Any:
-    from amber_align.tasks.runner import labels_mean_cross_entropy
+def labels_mean_cross_entropy(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+    """Cross-entropy summed over the labelled positions and divided by their number in the whole optimizer step
+    (``num_items_in_batch``: every process and gradient-accumulation micro-batch), as a ``compute_loss_func``.
 
-    return labels_mean_cross_entropy(*args, **kwargs)
+    The stock BERT/XLM-R token and sequence classification heads accept ``num_items_in_batch`` but return a
+    per-batch mean, while transformers 5 then scales their loss for it (times the number of processes, no division
+    by the accumulation steps): measured on 2 gloo processes, the NLI gradient came out twice that of 1 process.
+    With this loss, W processes or GA micro-batches give the gradient of one batch, also for NER batches whose
+    processes hold different numbers of labelled tokens (tests/test_hub_launch.py).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+    flat = labels.reshape(-1)
+    total = F.cross_entropy(logits.reshape(flat.shape[0], -1).float(), flat, ignore_index=-100, reduction="sum")
+    count = num_items_in_batch if num_items_in_batch is not None else (flat != -100).sum()
+    return total / torch.clamp(torch.as_tensor(count, device=total.device), min=1)  # no label at all: loss 0
 
 
 class NerHandler(TaskHandler):
     """Named entity recognition: CoNLL / WikiANN readers, first-subword labels, seqeval F1 (XTREME's scorer)."""
 
-    compute_loss_func = staticmethod(_labels_mean_cross_entropy)
+    compute_loss_func = staticmethod(labels_mean_cross_entropy)
 
     def read(self, source: Any, lang: str | None) -> datasets.Dataset:
         from amber_align.tasks.ner_data import load_ner
@@ -132,7 +146,7 @@ class NerHandler(TaskHandler):
 class NliHandler(TaskHandler):
     """Natural language inference (XNLI / MultiNLI): three labels, accuracy."""
 
-    compute_loss_func = staticmethod(_labels_mean_cross_entropy)
+    compute_loss_func = staticmethod(labels_mean_cross_entropy)
 
     def read(self, source: Any, lang: str | None) -> datasets.Dataset:
         from amber_align.tasks.nli_data import load_nli

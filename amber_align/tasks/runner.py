@@ -23,6 +23,7 @@ from amber_align.hub.mixin import ModelCardMixin
 from amber_align.logging_utils import get_logger
 from amber_align.modeling import load_encoder, load_task_model, load_tokenizer, max_sequence_length
 from amber_align.tasks.config import TaskConfig
+from amber_align.tasks.handlers import labels_mean_cross_entropy
 from amber_align.tasks.registry import get_task
 from amber_align.tokenization import check_tokenizer_matches_model
 from amber_align.trainers.common import SharedTrainerMixin
@@ -57,26 +58,6 @@ class TaskTrainer(ModelCardMixin, SharedTrainerMixin, Trainer):
         if model.training:
             self.check_finite_parts({"task": out[0] if return_outputs else out})
         return out
-
-
-def labels_mean_cross_entropy(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
-    """Cross-entropy summed over the labelled positions and divided by their number in the whole optimizer step
-    (``num_items_in_batch``: every process and gradient-accumulation micro-batch), as a ``compute_loss_func``.
-
-    The stock BERT/XLM-R token and sequence classification heads accept ``num_items_in_batch`` but return a
-    per-batch mean, while transformers 5 then scales their loss for it (times the number of processes, no division
-    by the accumulation steps): measured on 2 gloo processes, the NLI gradient came out twice that of 1 process.
-    With this loss, W processes or GA micro-batches give the gradient of one batch, also for NER batches whose
-    processes hold different numbers of labelled tokens (tests/test_hub_launch.py).
-    """
-    import torch
-    import torch.nn.functional as F
-
-    logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
-    flat = labels.reshape(-1)
-    total = F.cross_entropy(logits.reshape(flat.shape[0], -1).float(), flat, ignore_index=-100, reduction="sum")
-    count = num_items_in_batch if num_items_in_batch is not None else (flat != -100).sum()
-    return total / torch.clamp(torch.as_tensor(count, device=total.device), min=1)  # no label at all: loss 0
 
 
 def _source_name(source: Any) -> str:
@@ -146,7 +127,7 @@ def _meta(config: TaskConfig, started: float, **extra: Any) -> dict[str, Any]:
             "train_language": config.train_language, "seconds": round(time.time() - started, 1), **extra}
 
 
-def _tokenizer_and_check(config: TaskConfig, model: Any) -> Any:
+def _tokenizer_and_check(config: TaskConfig, model: Any, handler: Any = None) -> Any:
     """The tokenizer, checked against the model; for ner/nli/qa also ``max_seq_length`` against the model's
     position embeddings (a longer input would fail mid-training with a tensor size mismatch)."""
     name = config.tokenizer_name_or_path or config.model_name_or_path
@@ -155,10 +136,11 @@ def _tokenizer_and_check(config: TaskConfig, model: Any) -> Any:
     limit = max_sequence_length(model.config)
     task = get_task(config.task)
     if task.trainable and config.max_seq_length > limit:
+        handler = handler or task.load_handler()
         raise ConfigError(
             f"max_seq_length: {config.max_seq_length} is longer than model {config.model_name_or_path} accepts "
             f"({limit} positions, config.max_position_embeddings={model.config.max_position_embeddings}); "
-            f"expected max_seq_length <= {limit}" + task.load_handler().length_hint(config))
+            f"expected max_seq_length <= {limit}" + handler.length_hint(config))
     return tokenizer
 
 
@@ -179,7 +161,7 @@ def run_finetune(config: TaskConfig) -> dict[str, Any]:
                   "label2id": {label: i for i, label in enumerate(label_list)}}
     model = load_task_model(config.task, config.model_name_or_path,
                             allow_pickle_weights=config.allow_pickle_weights, **kwargs)
-    tokenizer = _tokenizer_and_check(config, model)
+    tokenizer = _tokenizer_and_check(config, model, handler)
     spec = _TaskSpec(config, tokenizer, label_list, handler)
     features = spec.train_features(train, _source_name(config.train_data))
     trainer_kwargs = dict(model=model, args=config, train_dataset=features, data_collator=spec.collator(),
@@ -243,7 +225,7 @@ def run_evaluate(config: TaskConfig) -> dict[str, Any]:
     if not task.trainable:
         return _evaluate_encoder(config, handler, started)
     model = load_task_model(config.task, config.model_name_or_path, allow_pickle_weights=config.allow_pickle_weights)
-    tokenizer = _tokenizer_and_check(config, model)
+    tokenizer = _tokenizer_and_check(config, model, handler)
     label_list = handler.model_labels(config, model)
     if not config.eval_data:
         raise ConfigError(f"evaluate --task {config.task}: eval_data is empty (give {{lang: file}} in --config)")
@@ -259,6 +241,6 @@ def _evaluate_encoder(config: TaskConfig, handler: Any, started: float) -> dict[
     if not config.languages or not config.data_dir:
         raise ConfigError(f"evaluate --task {config.task}: needs languages and data_dir")
     model = load_encoder(config.model_name_or_path, allow_pickle_weights=config.allow_pickle_weights)
-    tokenizer = _tokenizer_and_check(config, model)
+    tokenizer = _tokenizer_and_check(config, model, handler)
     per_lang = handler.evaluate_encoder(model, tokenizer, config)
     return _report(config, per_lang, None, _meta(config, started, layer=config.layer))
