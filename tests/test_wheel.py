@@ -35,13 +35,17 @@ def _setuptools_version() -> tuple[int, ...] | None:
 
 
 def _build_wheel(src: Path, dist: Path) -> Path:
-    """``python -m build --wheel --no-isolation`` when ``build`` is installed, else ``pip wheel``; both use the
-    setuptools already installed (no isolated build environment, so no network)."""
-    if importlib.util.find_spec("build") is not None:
+    """``python -m build --wheel --no-isolation`` when pypa's ``build`` is installed, else ``pip wheel``; both use the
+    setuptools already installed (no isolated build environment, so no network). Both the probe and the build run
+    in ``src``'s parent, not the checkout: a ``build/`` folder left in the checkout by an earlier setuptools build is
+    a namespace package that shadows pypa's ``build`` (``No module named build.__main__``)."""
+    cwd = src.parent
+    probe = subprocess.run([sys.executable, "-c", "import build.__main__"], cwd=cwd, capture_output=True)
+    if probe.returncode == 0:
         cmd = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(src)]
     else:
         cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(src)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=cwd)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     wheels = sorted(dist.glob("amber_align-*.whl"))
     assert len(wheels) == 1, wheels
