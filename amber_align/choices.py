@@ -9,8 +9,8 @@ live in their registries (``amber_align.tasks.registry``, ``amber_align.objectiv
 
 from __future__ import annotations
 
-__all__ = ["ANCHOR_MODES", "EXTRACTION_METHODS", "EXTRACTION_SIMILARITIES", "POOLING_MODES", "QA_NORMALIZATIONS",
-           "REFINEMENT_METHODS", "SA_SIMILARITIES", "SO_GUIDES", "SYMMETRIZATIONS"]
+__all__ = ["ANCHOR_MODES", "EXTRACTION_LEVELS", "EXTRACTION_METHODS", "EXTRACTION_SIMILARITIES", "POOLING_MODES",
+           "QA_NORMALIZATIONS", "REFINEMENT_METHODS", "SA_SIMILARITIES", "SO_GUIDES", "SYMMETRIZATIONS"]
 
 POOLING_MODES = ("first", "last", "mean")
 """Word vector from its subwords (Cao et al. 2020: last; Efimov et al. 2022: mean)."""
@@ -22,11 +22,15 @@ SA_SIMILARITIES = ("dot", "cosine")
 """AMBER sentence alignment: raw dot product (the paper) or cosine / temperature."""
 SO_GUIDES = ("self", "links")
 """awesome-align self-training guide: the model's own softmax extraction, or the data's word links."""
-EXTRACTION_METHODS = ("softmax", "argmax", "itermax")
-"""Word alignments from an encoder: awesome-align's softmax, SimAlign's argmax and IterMax."""
+EXTRACTION_METHODS = ("softmax", "entmax15", "argmax", "itermax", "mwmf")
+"""Word alignments from an encoder: awesome-align's softmax and entmax15, SimAlign's argmax, IterMax and Match."""
+EXTRACTION_LEVELS = ("subword", "word")
+"""Extraction on subword vectors (awesome-align, SimAlign's default) or on word vectors averaged over their
+subwords (SimAlign's word-level mode, ``token_type="word"``)."""
 EXTRACTION_SIMILARITIES = ("auto", "cosine", "dot")
-"""Similarity for extraction; auto = dot for softmax, cosine for argmax/itermax."""
-QA_NORMALIZATIONS = ("auto", "squad", "mlqa")
-"""QA answer normalisation: the SQuAD v1.1 script's, MLQA's per-language rules, or auto by test set."""
+"""Similarity for extraction; auto = dot for softmax/entmax15, cosine for argmax/itermax/mwmf."""
+QA_NORMALIZATIONS = ("auto", "squad", "mlqa", "mlqa_no_symbols")
+"""QA answer normalisation: the SQuAD v1.1 script's, the official MLQA script's per-language rules, MLQA's rules
+that also drop every Unicode symbol, or auto by test set (mlqa for MLQA, squad for XQuAD/TyDiQA, as XTREME)."""
 REFINEMENT_METHODS = ("orthogonal", "least_squares")
 """Wang et al.'s per-layer maps: orthogonal Procrustes or least squares."""

@@ -159,11 +159,11 @@ def test_resume_after_an_interrupted_run_gives_the_same_file(tmp_path, monkeypat
     aligner = WordAligner(model, mbert_tokenizer(), layer=2, batch_size=2, chunk_size=4)
     real, calls = aligner._align_chunk, {"n": 0}
 
-    def dies_on_the_third_chunk(chunk):
+    def dies_on_the_third_chunk(chunk, *args):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real(chunk)
+        return real(chunk, *args)
 
     monkeypatch.setattr(aligner, "_align_chunk", dies_on_the_third_chunk)
     out = tmp_path / "out"

@@ -22,10 +22,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from amber_align.choices import EXTRACTION_LEVELS
 from amber_align.choices import EXTRACTION_SIMILARITIES as SIMILARITIES
 from amber_align.data.words import word_tokenize
 from amber_align.errors import ConfigError, DataFormatError
-from amber_align.extraction.methods import EXTRACTION_METHODS, extract_links, valid_mask
+from amber_align.extraction.methods import (EXTRACTION_METHODS, SIMALIGN_METHODS, extract_links, link_scores,
+                                            simalign_similarity, valid_mask)
 from amber_align.logging_utils import get_logger
 from amber_align.modeling import max_sequence_length
 
@@ -35,12 +37,15 @@ logger = get_logger(__name__)
 
 
 Link = tuple[int, int]
+ScoredLink = tuple[int, int, float]
 
 
 @dataclass
 class ExtractionSettings:
-    """How links are extracted. ``similarity='auto'``: dot product for ``softmax`` (awesome-align), cosine for
-    ``argmax``/``itermax`` (SimAlign)."""
+    """How links are extracted. ``similarity='auto'``: dot product for ``softmax``/``entmax15`` (awesome-align),
+    cosine for ``argmax``/``itermax``/``mwmf`` (SimAlign, which scores on ``(cos + 1) / 2``). ``level='word'``:
+    SimAlign's word-level mode (each word's vector is the mean of its subwords' vectors; links are between
+    words), else links between subwords, a word pair linked when any of its subword pairs is."""
 
     layer: int = 8
     method: str = "softmax"
@@ -49,6 +54,7 @@ class ExtractionSettings:
     distortion: float = 0.0
     max_count: int = 2
     alpha: float = 0.9
+    level: str = "subword"
 
     def __post_init__(self) -> None:
         if self.method not in EXTRACTION_METHODS:
@@ -65,10 +71,12 @@ class ExtractionSettings:
             raise ConfigError(f"max_count: expected an integer >= 1, got {self.max_count!r}")
         if not 0 < self.alpha <= 1:
             raise ConfigError(f"alpha: expected a value in (0, 1], got {self.alpha!r}")
+        if self.level not in EXTRACTION_LEVELS:
+            raise ConfigError(f"level: expected one of {EXTRACTION_LEVELS}, got {self.level!r}")
 
     @property
     def cosine(self) -> bool:
-        return self.similarity == "cosine" or (self.similarity == "auto" and self.method != "softmax")
+        return self.similarity == "cosine" or (self.similarity == "auto" and self.method in SIMALIGN_METHODS)
 
 
 def _layer_list(model: Any) -> tuple[Any, str] | None:
@@ -163,34 +171,41 @@ class WordAligner:
 
     # ----- public API -------------------------------------------------------------------------------------------
     def align(self, src: Sequence[str | Sequence[str]], tgt: Sequence[str | Sequence[str]], *,
-              pretokenized: bool = False) -> list[list[Link]]:
+              pretokenized: bool = False, with_scores: bool = False) -> list[list[Link]] | list[list[ScoredLink]]:
         """Word links (0-based ``(src_word, tgt_word)``, sorted) of every pair, in order.
 
         A sentence is a string (split with :func:`amber_align.data.words.word_tokenize`, or on whitespace when
-        ``pretokenized``) or a list of words.
+        ``pretokenized``) or a list of words. ``with_scores``: each link is ``(src_word, tgt_word, score)``
+        (see :meth:`iter_align`).
         """
         if len(src) != len(tgt):
             raise DataFormatError(f"align: {len(src)} source sentences but {len(tgt)} target sentences")
         pairs = ((_as_words(s, pretokenized), _as_words(t, pretokenized)) for s, t in zip(src, tgt))
-        return list(self.iter_align(pairs))
+        return list(self.iter_align(pairs, with_scores=with_scores))
 
-    def iter_align(self, pairs: Iterable[tuple[Sequence[str], Sequence[str]]]) -> Iterator[list[Link]]:
+    def iter_align(self, pairs: Iterable[tuple[Sequence[str], Sequence[str]]], *,
+                   with_scores: bool = False) -> Iterator[list[Link]] | Iterator[list[ScoredLink]]:
         """Links of each ``(src_words, tgt_words)`` pair, in input order, reading ``chunk_size`` pairs at a time.
 
         A pair with an empty side, or a side over the model's positions (never truncated), gets no links; the
         latter are counted in ``self.skipped_too_long`` and logged once per chunk.
+
+        ``with_scores``: links are ``(src_word, tgt_word, score)``, the score of a word pair the largest of its
+        linked subword pairs: for ``softmax``/``entmax15`` awesome-align's alignment probability
+        (``--output_prob_file``, :func:`~amber_align.extraction.methods.link_scores`), for SimAlign's methods the
+        similarity the method compared (``(cos + 1) / 2`` with cosine).
         """
         iterator = iter(pairs)
         while chunk := list(itertools.islice(iterator, self.chunk_size)):
-            yield from self._align_chunk(chunk)
+            yield from self._align_chunk(chunk, with_scores)
 
     # ----- internals --------------------------------------------------------------------------------------------
-    def _align_chunk(self, chunk: list[tuple[Sequence[str], Sequence[str]]]) -> list[list[Link]]:
+    def _align_chunk(self, chunk: list[tuple[Sequence[str], Sequence[str]]], with_scores: bool = False) -> list[Any]:
         src_words = [list(s) for s, _ in chunk]
         tgt_words = [list(t) for _, t in chunk]
         src_enc = self._encode(src_words)
         tgt_enc = self._encode(tgt_words)
-        results: list[list[Link]] = [[] for _ in chunk]
+        results: list[Any] = [[] for _ in chunk]
         todo, too_long = [], 0
         for k in range(len(chunk)):
             n_s, n_t = len(src_enc[k][0]), len(tgt_enc[k][0])
@@ -207,7 +222,7 @@ class WordAligner:
         todo.sort(key=lambda k: max(len(src_enc[k][0]), len(tgt_enc[k][0])))
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start:start + self.batch_size]
-            links = self._align_batch([src_enc[k] for k in batch], [tgt_enc[k] for k in batch])
+            links = self._align_batch([src_enc[k] for k in batch], [tgt_enc[k] for k in batch], with_scores)
             for k, pair_links in zip(batch, links):
                 results[k] = pair_links
         return results
@@ -237,7 +252,7 @@ class WordAligner:
                 return out.hidden_states[self.layer]
 
     def _align_batch(self, src: list[tuple[list[int], list[int], list[int]]],
-                     tgt: list[tuple[list[int], list[int], list[int]]]) -> list[list[Link]]:
+                     tgt: list[tuple[list[int], list[int], list[int]]], with_scores: bool = False) -> list[Any]:
         b = len(src)
         seqs = [s[0] for s in src] + [t[0] for t in tgt]
         width = max(len(s) for s in seqs)
@@ -250,8 +265,12 @@ class WordAligner:
         hidden = self._hidden(ids.to(self.device), mask.to(self.device)).float()
         h_src = self._content(hidden[:b], [s[1] for s in src])
         h_tgt = self._content(hidden[b:], [t[1] for t in tgt])
-        src_len = torch.tensor([len(s[1]) for s in src], device=self.device)
-        tgt_len = torch.tensor([len(t[1]) for t in tgt], device=self.device)
+        src_map, tgt_map = [s[2] for s in src], [t[2] for t in tgt]
+        if self.settings.level == "word":
+            h_src, src_map = _mean_over_words(h_src, src_map)
+            h_tgt, tgt_map = _mean_over_words(h_tgt, tgt_map)
+        src_len = torch.tensor([len(m) for m in src_map], device=self.device)
+        tgt_len = torch.tensor([len(m) for m in tgt_map], device=self.device)
         if self.settings.cosine:
             h_src = torch.nn.functional.normalize(h_src, dim=-1)
             h_tgt = torch.nn.functional.normalize(h_tgt, dim=-1)
@@ -259,8 +278,14 @@ class WordAligner:
         valid = valid_mask(src_len, tgt_len, sim.shape[1], sim.shape[2])
         st = self.settings
         links = extract_links(sim, valid, st.method, threshold=st.threshold, distortion=st.distortion,
-                              max_count=st.max_count, alpha=st.alpha)
-        return _word_links(links.nonzero().tolist(), [s[2] for s in src], [t[2] for t in tgt], b)
+                              max_count=st.max_count, alpha=st.alpha, cosine=st.cosine)
+        if not with_scores:
+            return _word_links(links.nonzero().tolist(), src_map, tgt_map, b)
+        if st.method in SIMALIGN_METHODS:
+            scores = simalign_similarity(sim) if st.cosine else sim
+        else:
+            scores = link_scores(sim, valid)
+        return _scored_word_links(links.nonzero().tolist(), scores, src_map, tgt_map, b)
 
     def _content(self, hidden: Tensor, positions: list[list[int]]) -> Tensor:
         """Gather each row's content positions into ``[B, S, H]`` (zeros past a row's length)."""
@@ -282,3 +307,28 @@ def _word_links(subword_links: list[list[int]], src_words: list[list[int]], tgt_
     for k, i, j in subword_links:
         per_pair[k].add((src_words[k][i], tgt_words[k][j]))
     return [sorted(links) for links in per_pair]
+
+
+def _scored_word_links(subword_links: list[list[int]], scores: Tensor, src_words: list[list[int]],
+                       tgt_words: list[list[int]], b: int) -> list[list[ScoredLink]]:
+    """Like :func:`_word_links`, each word link with the largest score of its linked subword pairs."""
+    per_pair: list[dict[Link, float]] = [{} for _ in range(b)]
+    values = scores[tuple(torch.tensor(subword_links).T)].tolist() if subword_links else []
+    for (k, i, j), value in zip(subword_links, values):
+        key = (src_words[k][i], tgt_words[k][j])
+        per_pair[k][key] = max(per_pair[k].get(key, value), value)
+    return [[(i, j, v) for (i, j), v in sorted(links.items())] for links in per_pair]
+
+
+def _mean_over_words(hidden: Tensor, word_of: list[list[int]]) -> tuple[Tensor, list[list[int]]]:
+    """SimAlign's ``average_embeds_over_words``: ``[B, S, H]`` subword vectors -> ``[B, W, H]`` word vectors (the
+    mean of each word's subwords), and per row the word index of each new position (words in order)."""
+    words = [sorted(set(m)) for m in word_of]
+    width = max((len(w) for w in words), default=0)
+    pool = torch.zeros((hidden.shape[0], max(width, 1), hidden.shape[1]), device=hidden.device)
+    for r, (m, ws) in enumerate(zip(word_of, words)):
+        where = {w: k for k, w in enumerate(ws)}
+        for p, w in enumerate(m):
+            pool[r, where[w], p] = 1.0
+    pool = pool / pool.sum(2, keepdim=True).clamp(min=1.0)
+    return torch.bmm(pool, hidden), words
