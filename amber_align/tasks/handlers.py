@@ -18,7 +18,7 @@ from amber_align.errors import ConfigError
 __all__ = ["TaskHandler", "labels_mean_cross_entropy", "NerHandler", "NliHandler", "QaHandler", "TatoebaHandler",
            "BuccHandler", "MLQA_LANGUAGES"]
 
-#: languages of MLQA, scored with its own answer normalisation under ``qa_normalization: auto``
+#: languages of MLQA (whose official script has article rules for them)
 MLQA_LANGUAGES = frozenset({"ar", "de", "en", "es", "hi", "vi", "zh"})
 
 
@@ -183,8 +183,9 @@ class NliHandler(TaskHandler):
 
 
 class QaHandler(TaskHandler):
-    """Extractive QA (SQuAD-format: XQuAD, MLQA, TyDiQA-GoldP): sliding windows, n-best spans, EM/F1 (SQuAD v1.1;
-    MLQA's normalisation for MLQA's languages under ``qa_normalization: auto``)."""
+    """Extractive QA (SQuAD-format: XQuAD, MLQA, TyDiQA-GoldP): sliding windows, n-best spans, EM/F1. Under
+    ``qa_normalization: auto`` as XTREME scores them: the official MLQA script for MLQA test sets, the SQuAD v1.1
+    script for XQuAD and TyDiQA (:func:`amber_align.tasks.metrics.qa_rules`)."""
 
     def read(self, source: Any, lang: str | None) -> datasets.Dataset:
         from amber_align.tasks.qa_data import load_qa
@@ -212,8 +213,7 @@ class QaHandler(TaskHandler):
         preds = postprocess_qa_predictions(ds, feats, start_logits, end_logits, n_best=config.n_best_size,
                                            max_answer_length=config.max_answer_length)
         refs = {row["id"]: list(row["answers"]["text"]) for row in ds}
-        mlqa = config.qa_normalization == "mlqa" or (config.qa_normalization == "auto" and lang in MLQA_LANGUAGES)
-        return metrics.qa_scores(preds, refs, lang=lang, mlqa=mlqa)
+        return metrics.qa_scores(preds, refs, lang=lang, **metrics.qa_rules(config.qa_normalization, source))
 
 
 class TatoebaHandler(TaskHandler):

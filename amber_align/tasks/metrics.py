@@ -5,21 +5,23 @@ table and ``results.json`` in the package. The ``evaluate`` modules under ``ambe
 wrappers around these functions (``evaluate.load(evaluate_module_path("mlqa_squad"))``), so that numbers computed
 inside and outside the package cannot drift apart.
 
-QA normalisation (docs/methods.md, "Evaluation protocols"):
+QA normalisation (docs/protocols.md):
 
 * ``mlqa=False``: the official SQuAD v1.1 script: lower-case, drop ``string.punctuation``, drop the English
-  articles a/an/the, collapse whitespace; F1 over whitespace tokens. ``lang`` is ignored.
-* ``mlqa=True``: the MLQA script (``mlqa_evaluation_v1.py``) rules: lower-case, drop punctuation *and symbols*
-  (every character whose Unicode category starts with P or S; the official script drops P* and
-  ``string.punctuation``, so it keeps non-ASCII symbols such as € ° ©, which we drop, as docs/methods.md says), drop the
-  language's articles, then tokenize: whitespace, except zh, where every CJK ideograph is a token of its own
-  ("mixed segmentation"). Languages MLQA does not cover get no article rule and whitespace tokens.
+  articles a/an/the, collapse whitespace; F1 over whitespace tokens. ``lang`` is ignored. XTREME scores XQuAD and
+  TyDiQA-GoldP this way (its ``squad`` evaluation), whatever the language.
+* ``mlqa=True``: the official MLQA script (``mlqa_evaluation_v1.py``), which XTREME uses for MLQA: lower-case, drop
+  punctuation (every character whose Unicode category starts with P, and ``string.punctuation``; other symbols such
+  as − ⁄ € ° © stay), drop the language's articles, then tokenize: whitespace, except zh, where every CJK ideograph
+  is a token of its own ("mixed segmentation"). Languages MLQA does not cover get no article rule and whitespace
+  tokens. ``drop_symbols=True`` (``qa_normalization: mlqa_no_symbols``) also drops every Unicode symbol (S*).
 """
 
 from __future__ import annotations
 
 import re
 import string
+import sys
 import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -37,6 +39,7 @@ __all__ = [
     "ner_scores",
     "normalize_answer",
     "precision_at_1",
+    "qa_rules",
     "qa_scores",
     "squad_em_f1",
 ]
@@ -135,6 +138,9 @@ def precision_at_1(predictions: Sequence[int], references: Sequence[int], *,
 # ------------------------------------------------------------------ QA normalisation
 
 _SQUAD_PUNCT = frozenset(string.punctuation)
+# mlqa_evaluation_v1.py's PUNCT: Unicode P* and string.punctuation (ASCII symbols such as $ + < = > ^ ` | ~)
+_MLQA_PUNCT = frozenset(chr(i) for i in range(sys.maxunicode)
+                        if unicodedata.category(chr(i)).startswith("P")) | _SQUAD_PUNCT
 _EN_ARTICLES = re.compile(r"\b(a|an|the)\b")
 # The article rules of mlqa_evaluation_v1.py, verbatim (ar: the official pattern's first branch can never match,
 # so every "ال" is replaced, inside words too; reproduced as is so numbers match the published ones).
@@ -150,7 +156,7 @@ _CJK = re.compile(r"[\u4e00-\u9fa5]")  # the official script's range
 
 
 def _is_punct_or_symbol(ch: str) -> bool:
-    return unicodedata.category(ch)[0] in "PS"
+    return ch in _MLQA_PUNCT or unicodedata.category(ch)[0] == "S"
 
 
 def _mixed_segmentation(text: str) -> list[str]:
@@ -158,7 +164,7 @@ def _mixed_segmentation(text: str) -> list[str]:
     tokens: list[str] = []
     run = ""
     for ch in text:
-        if _CJK.match(ch) or _is_punct_or_symbol(ch):
+        if _CJK.match(ch) or ch in _MLQA_PUNCT:
             tokens.extend(run.split())
             run = ""
             tokens.append(ch)
@@ -175,11 +181,12 @@ def _language(lang: str) -> str:
         raise ConfigError(f"QA normalisation: {err}") from err
 
 
-def normalize_answer(text: str, lang: str = "en", *, mlqa: bool = False) -> str:
+def normalize_answer(text: str, lang: str = "en", *, mlqa: bool = False, drop_symbols: bool = False) -> str:
     """The answer string that EM compares (and whose whitespace tokens F1 counts).
 
-    ``mlqa=False``: SQuAD v1.1 (``lang`` ignored). ``mlqa=True``: MLQA's language-specific rules; for zh the
-    result has a space between ideographs, so ``.split()`` gives one token per character. See the module docstring.
+    ``mlqa=False``: SQuAD v1.1 (``lang`` ignored). ``mlqa=True``: the official MLQA script's language-specific
+    rules (``drop_symbols``: also drop Unicode symbols); for zh the result has a space between ideographs, so
+    ``.split()`` gives one token per character. See the module docstring.
     """
     if not isinstance(text, str):
         raise ConfigError(f"answer text must be a string, got {type(text).__name__} {text!r}")
@@ -189,7 +196,8 @@ def normalize_answer(text: str, lang: str = "en", *, mlqa: bool = False) -> str:
         text = _EN_ARTICLES.sub(" ", text)
         return " ".join(text.split())
     code = _language(lang)
-    text = "".join(ch for ch in text if not _is_punct_or_symbol(ch))
+    drop = _is_punct_or_symbol if drop_symbols else _MLQA_PUNCT.__contains__
+    text = "".join(ch for ch in text if not drop(ch))
     articles = _MLQA_ARTICLES.get(code)
     if articles is not None:
         text = articles.sub(" ", text)
@@ -209,16 +217,16 @@ def _em_f1_single(prediction_tokens: list[str], truth_tokens: list[str]) -> tupl
 
 
 def squad_em_f1(prediction: str, ground_truths: Sequence[str], lang: str = "en",
-                mlqa: bool = False) -> tuple[float, float]:
+                mlqa: bool = False, drop_symbols: bool = False) -> tuple[float, float]:
     """``(exact_match, f1)`` of one answer, each in [0, 1]: the maximum over the gold answers (official scripts)."""
     if isinstance(ground_truths, str):
         ground_truths = [ground_truths]
     if not ground_truths:
         raise ConfigError("squad_em_f1: no gold answers to compare with")
-    pred = normalize_answer(prediction, lang, mlqa=mlqa).split()
+    pred = normalize_answer(prediction, lang, mlqa=mlqa, drop_symbols=drop_symbols).split()
     best_em = best_f1 = 0.0
     for truth in ground_truths:
-        em, f1 = _em_f1_single(pred, normalize_answer(truth, lang, mlqa=mlqa).split())
+        em, f1 = _em_f1_single(pred, normalize_answer(truth, lang, mlqa=mlqa, drop_symbols=drop_symbols).split())
         best_em, best_f1 = max(best_em, em), max(best_f1, f1)
     return best_em, best_f1
 
@@ -228,20 +236,33 @@ def _some(ids: Sequence[str]) -> str:
     return shown + (f", ... ({len(ids)} in all)" if len(ids) > _SHOWN_IDS else "")
 
 
+def qa_rules(normalization: str, source: str | None = None) -> dict[str, bool]:
+    """``{"mlqa", "drop_symbols"}`` for :func:`qa_scores` from a ``qa_normalization`` setting. ``auto`` follows
+    XTREME: the official MLQA script for MLQA test sets (a source named ``mlqa...`` or MLQA's
+    ``*-context-xx-question-yy.json``), the SQuAD v1.1 script for everything else (XQuAD, TyDiQA-GoldP)."""
+    if normalization == "auto":
+        name = Path(str(source or "")).name
+        is_mlqa = "mlqa" in str(source or "").lower() or re.search(r"context[-_.][a-z]{2,3}[-_.]question", name)
+        normalization = "mlqa" if is_mlqa else "squad"
+    if normalization not in ("squad", "mlqa", "mlqa_no_symbols"):
+        raise ConfigError(f"qa_normalization: expected auto, squad, mlqa or mlqa_no_symbols, got {normalization!r}")
+    return {"mlqa": normalization != "squad", "drop_symbols": normalization == "mlqa_no_symbols"}
+
+
 def qa_scores(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]], *, lang: str = "en",
-              mlqa: bool = False) -> dict[str, float]:
+              mlqa: bool = False, drop_symbols: bool = False) -> dict[str, float]:
     """``{"exact_match", "f1"}`` in percent over every question of ``references`` (id -> gold answer texts).
 
-    As in the official scripts, a question without a prediction scores 0 (a warning gives the count). A
-    prediction for an id that ``references`` lacks raises ConfigError: it means predictions and gold come from
-    different data. A question with no gold answer raises DataFormatError.
+    As in the official scripts, a question without a prediction scores 0 and a prediction for an id that
+    ``references`` lacks is ignored (a warning gives each count). A question with no gold answer raises
+    DataFormatError.
     """
     if not references:
         raise ConfigError("qa_scores: no reference questions to score")
     unknown = [qid for qid in predictions if qid not in references]
     if unknown:
-        raise ConfigError(f"qa_scores: {len(unknown)} predicted question ids are not in the references: "
-                          f"{_some(unknown)}; predictions and references must come from the same data")
+        logger.warning("qa_scores: %d predicted question ids are not in the references and are ignored (e.g. %s); "
+                       "do predictions and references come from the same data?", len(unknown), _some(unknown))
     missing = [qid for qid in references if qid not in predictions]
     if missing:
         logger.warning("qa_scores: %d of %d questions have no prediction and score 0 (e.g. %s)", len(missing),
@@ -252,7 +273,7 @@ def qa_scores(predictions: Mapping[str, str], references: Mapping[str, Sequence[
         if not answers:
             raise DataFormatError(f"qa_scores: question {qid!r} has no gold answer")
         if qid in predictions:
-            em, f1 = squad_em_f1(predictions[qid], answers, lang, mlqa)
+            em, f1 = squad_em_f1(predictions[qid], answers, lang, mlqa, drop_symbols)
             total_em += em
             total_f1 += f1
     n = len(references)
