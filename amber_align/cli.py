@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from amber_align.choices import EXTRACTION_METHODS, EXTRACTION_SIMILARITIES, REFINEMENT_METHODS, SYMMETRIZATIONS
+from amber_align.choices import (EXTRACTION_LEVELS, EXTRACTION_METHODS, EXTRACTION_SIMILARITIES, REFINEMENT_METHODS,
+                                 SYMMETRIZATIONS)
 from amber_align.errors import AmberAlignError
 from amber_align.offline_models.registry import DTYPES, OFFLINE_MODELS
 
@@ -113,16 +114,20 @@ def cmd_aer(args: argparse.Namespace, extra: list[str]) -> int:
 
 def cmd_extract_alignments(args: argparse.Namespace, extra: list[str]) -> int:
     from amber_align.extraction import WordAligner
-    from amber_align.extraction.stream import extract_to_file
+    from amber_align.extraction.stream import check_gold_matches_corpus, extract_to_file
 
     if extra:
         raise_unknown(extra)
+    corpus = {"file": args.file, "src_file": args.src_file, "tgt_file": args.tgt_file}
+    if args.gold and (args.file or (args.src_file and args.tgt_file)):  # before the model loads: fail fast
+        check_gold_matches_corpus(args.gold, **corpus, pretokenized=args.pretokenized,
+                                  gold_zero_based=args.gold_zero_based)
     aligner = WordAligner.from_pretrained(
         args.model, allow_pickle_weights=args.allow_pickle_weights, layer=args.layer, method=args.method,
         threshold=args.threshold, similarity=args.similarity, distortion=args.distortion, batch_size=args.batch_size,
-        device=args.device)
-    summary = extract_to_file(aligner, args.out, file=args.file, src_file=args.src_file, tgt_file=args.tgt_file,
-                              pretokenized=args.pretokenized, resume=not args.no_resume, overwrite=args.overwrite)
+        device=args.device, level=args.level)
+    summary = extract_to_file(aligner, args.out, **corpus, pretokenized=args.pretokenized, resume=not args.no_resume,
+                              overwrite=args.overwrite, prob_out=args.output_prob)
     print(f"wrote {summary['path']} ({summary['pairs']} lines, 0-based src-tgt; "
           f"{summary['pairs_per_second']} pairs/s, resumed from line {summary['resumed_from']})")
     if args.gold:
@@ -360,10 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tgt_file", help="target side, line-aligned with --src_file")
     p.add_argument("--out", required=True, help="Pharaoh output (0-based i-j); OUT.partial while it runs")
     p.add_argument("--layer", type=int, default=8, help="hidden layer whose subword vectors are compared (8)")
-    p.add_argument("--method", default="softmax", choices=EXTRACTION_METHODS)
+    p.add_argument("--method", default="softmax", choices=EXTRACTION_METHODS,
+                   help="softmax/entmax15: awesome-align; argmax/itermax/mwmf: SimAlign (docs/word_alignment.md)")
     p.add_argument("--threshold", type=float, default=1e-3, help="softmax: probability threshold, both directions")
     p.add_argument("--similarity", default="auto", choices=EXTRACTION_SIMILARITIES,
-                   help="auto: dot for softmax, cosine for argmax/itermax")
+                   help="auto: dot for softmax/entmax15, cosine for argmax/itermax/mwmf")
+    p.add_argument("--level", default="subword", choices=EXTRACTION_LEVELS,
+                   help="word: SimAlign's word-level mode (subword vectors averaged per word)")
+    p.add_argument("--output_prob", default=None, help="also write each link's score here (awesome-align's "
+                   "--output_prob_file: one line per pair, in the order of --out's links)")
     p.add_argument("--distortion", type=float, default=0.0, help="SimAlign distortion ratio (0 = off)")
     p.add_argument("--batch_size", type=int, default=64, help="pairs per forward")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda:0, ...")

@@ -145,3 +145,14 @@ def test_scores_come_with_each_link():
         scored = aligner.align(src, tgt, pretokenized=True, with_scores=True)
         assert [[(i, j) for i, j, _ in pair] for pair in scored] == plain
         assert all(0.0 <= p <= 1.0 + 1e-6 for pair in scored for _, _, p in pair)
+
+
+def test_bad_level_and_method_are_config_errors():
+    from amber_align.errors import ConfigError
+    from amber_align.extraction import ExtractionSettings
+
+    with pytest.raises(ConfigError, match=r"level: expected one of \('subword', 'word'\), got 'char'"):
+        ExtractionSettings(level="char")
+    with pytest.raises(ConfigError, match="'mwmf'"):
+        ExtractionSettings(method="match")
+    assert ExtractionSettings(method="mwmf").cosine and not ExtractionSettings(method="entmax15").cosine

@@ -27,7 +27,7 @@ from amber_align.extraction.extractor import WordAligner
 from amber_align.io_utils import atomic_write_text, iter_text_lines
 from amber_align.logging_utils import get_logger
 
-__all__ = ["iter_corpus", "count_lines", "extract_to_file"]
+__all__ = ["iter_corpus", "count_lines", "extract_to_file", "check_gold_matches_corpus"]
 
 logger = get_logger(__name__)
 
@@ -78,6 +78,44 @@ def iter_corpus(*, file: str | None = None, src_file: str | None = None, tgt_fil
         yield words(src[1]), words(tgt[1])
 
 
+def check_gold_matches_corpus(gold: str | os.PathLike, *, file: str | None = None, src_file: str | None = None,
+                              tgt_file: str | None = None, pretokenized: bool = False,
+                              gold_zero_based: bool = False) -> None:
+    """Refuse a gold file whose word indices cannot refer to the words the corpus is split into.
+
+    Gold sets (Hansards, the KFTT ja–en and Tsinghua zh–en sets, ...) index the whitespace-separated words of their
+    tokenized text. Without ``pretokenized`` the corpus is split with :func:`word_tokenize`, which cuts every CJK
+    ideograph and every hyphen ("北京" -> "北", "京"; "cherry-pick" -> "cherry", "-", "pick"): on any line where
+    that differs from the whitespace split the gold's indices point at other words, and the AER would be
+    meaningless, so this is a ConfigError naming the line. Then every gold link must lie inside its line's word
+    counts (a DataFormatError naming the gold file and line otherwise), and gold and corpus must have as many lines.
+    """
+    from amber_align.data.alignments import read_gold_alignments
+
+    src_lengths: list[int] = []
+    tgt_lengths: list[int] = []
+    differ, example = 0, ""
+    for number, (src, tgt) in enumerate(iter_corpus(file=file, src_file=src_file, tgt_file=tgt_file,
+                                                    pretokenized=True), 1):
+        if not pretokenized:
+            src_words, tgt_words = word_tokenize(" ".join(src)), word_tokenize(" ".join(tgt))
+            if src_words != src or tgt_words != tgt:
+                differ += 1
+                if not example:
+                    side = src if src_words != src else tgt
+                    first = next(w for w in side if word_tokenize(w) != [w])
+                    example = f"line {number}: {first!r} -> {' '.join(word_tokenize(first))!r}"
+            src, tgt = src_words, tgt_words
+        src_lengths.append(len(src))
+        tgt_lengths.append(len(tgt))
+    if differ:
+        raise ConfigError(f"--gold: {differ} of {len(src_lengths)} corpus lines split into other words than their "
+                          f"whitespace tokens ({example}), so the gold's word indices cannot match; pass "
+                          "--pretokenized (gold files index the whitespace-separated words of tokenized text)")
+    read_gold_alignments(gold, one_based=not gold_zero_based, src_lengths=src_lengths, tgt_lengths=tgt_lengths,
+                         expected_lines=len(src_lengths))
+
+
 def _corpus_size(file: str | None, src_file: str | None, tgt_file: str | None) -> int:
     """Pairs in the corpus; two files with different line counts are a ``DataFormatError`` naming both."""
     if file is not None:
@@ -101,15 +139,18 @@ def _fingerprint(aligner: WordAligner, corpus: dict[str, Any]) -> dict[str, Any]
             "files": files, "stats": stats, "pretokenized": bool(corpus.get("pretokenized"))}
 
 
-def _resume_point(partial: Path) -> int:
-    """Complete lines in ``partial``; a torn last line (no newline) is cut off."""
+def _resume_point(partial: Path, limit: int | None = None) -> int:
+    """Complete lines in ``partial`` (at most ``limit``); a torn last line (no newline), and lines past ``limit``,
+    are cut off."""
     data_len, keep = partial.stat().st_size, 0
     with open(partial, "rb+") as f:
         lines = 0
         for raw in f:
-            if raw.endswith(b"\n"):
+            if raw.endswith(b"\n") and (limit is None or lines < limit):
                 lines += 1
                 keep += len(raw)
+            else:
+                break
         if keep != data_len:
             f.truncate(keep)
     return lines
@@ -117,8 +158,12 @@ def _resume_point(partial: Path) -> int:
 
 def extract_to_file(aligner: WordAligner, out: str | os.PathLike, *, file: str | None = None,
                     src_file: str | None = None, tgt_file: str | None = None, pretokenized: bool = False,
-                    resume: bool = True, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+                    resume: bool = True, overwrite: bool = False, progress: bool = True,
+                    prob_out: str | os.PathLike | None = None) -> dict[str, Any]:
     """Align a corpus into the Pharaoh file ``out`` (0-based ``i-j``, one line per pair, empty when unaligned).
+
+    ``prob_out``: also write each link's score there, line by line in the order of ``out`` (awesome-align's
+    ``--output_prob_file``; :meth:`WordAligner.iter_align` ``with_scores``), resumed and renamed with ``out``.
 
     Returns ``{"pairs", "resumed_from", "seconds", "pairs_per_second", "skipped_too_long", "path"}``.
     """
@@ -131,9 +176,16 @@ def extract_to_file(aligner: WordAligner, out: str | os.PathLike, *, file: str |
     total = _corpus_size(file, src_file, tgt_file)  # bad corpus: an error before anything is written
     corpus = {"file": file, "src_file": src_file, "tgt_file": tgt_file, "pretokenized": pretokenized}
     fingerprint = _fingerprint(aligner, corpus)
+    fingerprint["prob_out"] = None if prob_out is None else str(prob_out)
+    prob_partial = None if prob_out is None else Path(f"{prob_out}.partial")
+    if prob_out is not None and Path(prob_out).exists() and not overwrite:
+        raise ConfigError(f"{prob_out} exists (a finished run); pass overwrite=True (--overwrite) to replace it")
     done = 0
     if partial.exists() and resume:
         done = _resume_point(partial)
+        if prob_partial is not None:
+            done = _resume_point(prob_partial, done) if prob_partial.exists() else 0
+            done = _resume_point(partial, done)
     if done > 0:
         previous = json.loads(record.read_text()) if record.exists() else None
         if previous != json.loads(json.dumps(fingerprint)):
@@ -142,6 +194,9 @@ def extract_to_file(aligner: WordAligner, out: str | os.PathLike, *, file: str |
         logger.info(f"resuming {partial}: {done} pairs already aligned")
     else:
         partial.unlink(missing_ok=True)
+        if prob_partial is not None:
+            prob_partial.unlink(missing_ok=True)
+            prob_partial.parent.mkdir(parents=True, exist_ok=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(record, json.dumps(fingerprint, indent=1))
     if done > total:
@@ -149,23 +204,40 @@ def extract_to_file(aligner: WordAligner, out: str | os.PathLike, *, file: str |
     pairs = iter_corpus(file=file, src_file=src_file, tgt_file=tgt_file, pretokenized=pretokenized, skip=done)
     start, written = time.perf_counter(), 0
     bar = tqdm(total=total, initial=done, unit="pairs", desc="extracting", disable=not progress, mininterval=2)
+    probs = open(prob_partial, "a", encoding="utf-8", newline="\n") if prob_partial is not None else None
     with open(partial, "a", encoding="utf-8", newline="\n") as f:
         buffer: list[str] = []
-        for links in aligner.iter_align(pairs):
-            buffer.append(" ".join(f"{i}-{j}" for i, j in links) + "\n")
-            if len(buffer) >= aligner.chunk_size:
-                f.write("".join(buffer))
-                f.flush()
-                bar.update(len(buffer))
-                written += len(buffer)
-                buffer.clear()
-        f.write("".join(buffer))
-        f.flush()
-        os.fsync(f.fileno())
+        prob_buffer: list[str] = []
+
+        def flush(sync: bool = False) -> None:
+            for handle, lines in ((f, buffer), (probs, prob_buffer)):
+                if handle is not None:
+                    handle.write("".join(lines))
+                    handle.flush()
+                    if sync:
+                        os.fsync(handle.fileno())
+
+        try:
+            for links in aligner.iter_align(pairs, with_scores=probs is not None):
+                buffer.append(" ".join(f"{link[0]}-{link[1]}" for link in links) + "\n")
+                if probs is not None:
+                    prob_buffer.append(" ".join(f"{link[2]:.6g}" for link in links) + "\n")
+                if len(buffer) >= aligner.chunk_size:
+                    flush()
+                    bar.update(len(buffer))
+                    written += len(buffer)
+                    buffer.clear()
+                    prob_buffer.clear()
+            flush(sync=True)
+        finally:
+            if probs is not None:
+                probs.close()
         bar.update(len(buffer))
         written += len(buffer)
     bar.close()
     seconds = time.perf_counter() - start
+    if prob_partial is not None:
+        os.replace(prob_partial, prob_out)
     os.replace(partial, out)
     record.unlink(missing_ok=True)
     return {"pairs": done + written, "resumed_from": done, "seconds": round(seconds, 2),
