@@ -1,7 +1,8 @@
 """Tatoeba sentence retrieval (XSR): the evaluation that shows whether alignment moved the languages together.
 
 Protocol (docs/methods.md, "Evaluation protocols"): mean-pool the chosen layer's hidden states over the non-pad tokens
-of each sentence, score all pairs by cosine similarity, and report P@1 in both directions (xx→en and en→xx). The
+of each sentence, score all pairs by cosine similarity, and report P@1 in both directions (xx→en and en→xx; XTREME's
+published figure, Hu et al. 2020, is en→xx: English queries against the xx index, docs/protocols.md). The
 gold target of query ``i`` is target ``i``; *ours*: a retrieved target whose text is identical to the gold target's
 text also counts as correct (sentence-transformers counts it wrong), because Tatoeba's target sides repeat short
 sentences ("Tom needs water.") and no model can tell two copies of the same string apart.
