@@ -156,3 +156,70 @@ def test_bad_level_and_method_are_config_errors():
     with pytest.raises(ConfigError, match="'mwmf'"):
         ExtractionSettings(method="match")
     assert ExtractionSettings(method="mwmf").cosine and not ExtractionSettings(method="entmax15").cosine
+
+
+def test_word_aligner_equals_simalign_sentence_aligner_end_to_end(tmp_path):
+    """SimAlign's whole pipeline (its own tokenization, encoding, (cos+1)/2, prior, methods) on a tiny model
+    directory against WordAligner: the same word links for every method, level and distortion."""
+    import logging
+    from pathlib import Path
+
+    from helpers import tiny_model_dir
+
+    from amber_align.extraction import WordAligner
+
+    sentence_aligner = _simalign()
+    model_dir = tiny_model_dir("mbert", tmp_path / "m")
+    cjk = Path(__file__).parent / "fixtures" / "word_alignment_cjk"
+    lines = (cjk / "jaen.src-tgt").read_text().splitlines() + (cjk / "zhen.src-tgt").read_text().splitlines()
+    lines += ["Die Unabhängigkeitserklärung wurde gestern unterzeichnet . ||| The declaration was signed yesterday .",
+              "kurz ||| short",
+              "Antidisestablishmentarianism , obviously ! ||| Natürlich , Antidisestablishmentarianismus"]
+    pairs = [(line.split(" ||| ")[0].split(), line.split(" ||| ")[1].split()) for line in lines]
+    logging.getLogger("simalign").setLevel(logging.WARNING)
+    loaded = WordAligner.from_pretrained(str(model_dir), layer=2, device="cpu")
+    for distortion in (0.0, 0.5):
+        for token_type, level in (("bpe", "subword"), ("word", "word")):
+            ref = sentence_aligner(model=str(model_dir), token_type=token_type, distortion=distortion,
+                                   matching_methods="aim", layer=2)
+            expected = [ref.get_word_aligns(s, t) for s, t in pairs]
+            for method, key in (("argmax", "inter"), ("itermax", "itermax"), ("mwmf", "mwmf")):
+                ours = WordAligner(loaded.model, loaded.tokenizer, layer=2, method=method, distortion=distortion,
+                                   level=level, device="cpu")
+                got = list(ours.iter_align(pairs))
+                assert got == [[tuple(x) for x in e[key]] for e in expected], (method, level, distortion)
+
+
+def test_probability_file_resumes_in_step_with_the_links(tmp_path, monkeypatch):
+    from helpers import mbert_tokenizer, tiny_model
+
+    from amber_align.extraction import WordAligner
+    from amber_align.extraction.stream import extract_to_file
+
+    (tmp_path / "c.txt").write_text("".join(f"ein Haus {k} ||| a house {k} here\n" for k in range(11)))
+    model = tiny_model("mbert")
+    fresh = WordAligner(model, mbert_tokenizer(), layer=2, batch_size=2, chunk_size=4)
+    extract_to_file(fresh, tmp_path / "ref", file=str(tmp_path / "c.txt"), progress=False, prob_out=tmp_path / "ref.p")
+    aligner = WordAligner(model, mbert_tokenizer(), layer=2, batch_size=2, chunk_size=4)
+    real, calls = aligner._align_chunk, {"n": 0}
+
+    def dies_on_the_third_chunk(chunk, *args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(chunk, *args)
+
+    monkeypatch.setattr(aligner, "_align_chunk", dies_on_the_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        extract_to_file(aligner, tmp_path / "out", file=str(tmp_path / "c.txt"), progress=False,
+                        prob_out=tmp_path / "out.p")
+    with open(tmp_path / "out.p.partial", "a") as f:
+        f.write("0.5 0.")  # torn line in the probability file only
+    monkeypatch.setattr(aligner, "_align_chunk", real)
+    summary = extract_to_file(aligner, tmp_path / "out", file=str(tmp_path / "c.txt"), progress=False,
+                              prob_out=tmp_path / "out.p")
+    assert summary["resumed_from"] == 8
+    assert (tmp_path / "out").read_bytes() == (tmp_path / "ref").read_bytes()
+    assert (tmp_path / "out.p").read_bytes() == (tmp_path / "ref.p").read_bytes()
+    links = [len(x.split()) for x in (tmp_path / "out").read_text().splitlines()]
+    assert links == [len(x.split()) for x in (tmp_path / "out.p").read_text().splitlines()] and sum(links) > 0
