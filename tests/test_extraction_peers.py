@@ -223,3 +223,17 @@ def test_probability_file_resumes_in_step_with_the_links(tmp_path, monkeypatch):
     assert (tmp_path / "out.p").read_bytes() == (tmp_path / "ref.p").read_bytes()
     links = [len(x.split()) for x in (tmp_path / "out").read_text().splitlines()]
     assert links == [len(x.split()) for x in (tmp_path / "out.p").read_text().splitlines()] and sum(links) > 0
+
+
+def test_an_existing_probability_file_is_refused(tmp_path, capsys):
+    from helpers import tiny_model_dir
+
+    from amber_align.cli import main
+
+    (tmp_path / "c.txt").write_text("a b ||| a b\n")
+    (tmp_path / "o.prob").write_text("old\n")
+    rc = main(["extract-alignments", "--model", str(tiny_model_dir("mbert", tmp_path / "m")), "--layer", "2",
+               "--file", str(tmp_path / "c.txt"), "--out", str(tmp_path / "o"),
+               "--output_prob", str(tmp_path / "o.prob")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "o.prob exists (a finished run)" in err and not (tmp_path / "o").exists()
