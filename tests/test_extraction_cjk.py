@@ -70,3 +70,17 @@ def test_cli_pretokenized_cjk_with_gold_scores_and_writes_probabilities(tmp_path
     links = [line.split() for line in (tmp_path / "o").read_text().splitlines()]
     probs = [line.split() for line in (tmp_path / "o.prob").read_text().splitlines()]
     assert [len(x) for x in links] == [len(x) for x in probs] and all(0 <= float(p) <= 1 for x in probs for p in x)
+
+
+def test_extraction_without_pretokenized_warns_when_words_are_resplit(tmp_path, caplog):
+    from amber_align.extraction.stream import extract_to_file
+
+    aligner = WordAligner(tiny_model("mbert"), mbert_tokenizer(), layer=2)
+    with caplog.at_level("WARNING"):
+        extract_to_file(aligner, tmp_path / "o", file=str(CJK / "zhen.src-tgt"), progress=False)
+    # the 3 Chinese sides and "no-win" on the English side of line 3
+    assert "4 side(s) were split into other words" in caplog.text and "--pretokenized" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        extract_to_file(aligner, tmp_path / "p", file=str(CJK / "zhen.src-tgt"), pretokenized=True, progress=False)
+    assert "split into other words" not in caplog.text

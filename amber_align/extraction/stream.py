@@ -51,16 +51,23 @@ def _lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
 
 
 def iter_corpus(*, file: str | None = None, src_file: str | None = None, tgt_file: str | None = None,
-                pretokenized: bool = False, skip: int = 0) -> Iterator[tuple[list[str], list[str]]]:
+                pretokenized: bool = False, skip: int = 0,
+                stats: dict[str, int] | None = None) -> Iterator[tuple[list[str], list[str]]]:
     """Word-split pairs of a ``src ||| tgt`` file or of two line-aligned files, lazily.
 
     Words are split on whitespace when ``pretokenized`` (the gold sets' ``.src-tgt`` files), else with
     :func:`amber_align.data.words.word_tokenize`. The first ``skip`` pairs are passed over without being split
     (resuming). Two files with different line counts are a ``DataFormatError`` naming both when the shorter one
-    ends (:func:`extract_to_file` checks the counts before it writes anything).
+    ends (:func:`extract_to_file` checks the counts before it writes anything). ``stats["resplit"]`` (when a dict
+    is given) counts the pairs whose words differ from their whitespace tokens (CJK ideographs, hyphens).
     """
     def words(text: str) -> list[str]:
-        return text.split() if pretokenized else word_tokenize(text)
+        if pretokenized:
+            return text.split()
+        out = word_tokenize(text)
+        if stats is not None and out != text.split():
+            stats["resplit"] = stats.get("resplit", 0) + 1
+        return out
 
     if file is not None:
         for number, line in itertools.islice(_lines(file), skip, None):
@@ -201,7 +208,9 @@ def extract_to_file(aligner: WordAligner, out: str | os.PathLike, *, file: str |
         atomic_write_text(record, json.dumps(fingerprint, indent=1))
     if done > total:
         raise DataFormatError(f"{partial} has {done} lines but the corpus has only {total} pairs")
-    pairs = iter_corpus(file=file, src_file=src_file, tgt_file=tgt_file, pretokenized=pretokenized, skip=done)
+    stats: dict[str, int] = {}
+    pairs = iter_corpus(file=file, src_file=src_file, tgt_file=tgt_file, pretokenized=pretokenized, skip=done,
+                        stats=stats)
     start, written = time.perf_counter(), 0
     bar = tqdm(total=total, initial=done, unit="pairs", desc="extracting", disable=not progress, mininterval=2)
     probs = open(prob_partial, "a", encoding="utf-8", newline="\n") if prob_partial is not None else None
@@ -236,6 +245,10 @@ def extract_to_file(aligner: WordAligner, out: str | os.PathLike, *, file: str |
         written += len(buffer)
     bar.close()
     seconds = time.perf_counter() - start
+    if stats.get("resplit"):
+        logger.warning(f"{stats['resplit']} side(s) were split into other words than their whitespace tokens (CJK "
+                       "ideographs, hyphens: word_tokenize); the links index those words. If the text is already "
+                       "tokenized (as gold sets are), pass --pretokenized")
     if prob_partial is not None:
         os.replace(prob_partial, prob_out)
     os.replace(partial, out)
