@@ -80,9 +80,10 @@ class TaskConfig(TrainingArguments, ModelArguments, CaoArguments):
     qa_normalization: str = field(
         default="auto",
         metadata={"choices": QA_NORMALIZATIONS,
-                  "help": "qa answer normalisation: 'squad' (SQuAD v1.1 script), 'mlqa' (MLQA's per-language "
-                          "rules), or 'auto' (mlqa for the languages MLQA defines rules for: ar, de, en, es, hi, "
-                          "vi, zh; squad for the others, e.g. th, where whitespace tokens would make F1 = EM)."},
+                  "help": "qa answer normalisation: 'squad' (SQuAD v1.1 script), 'mlqa' (the official MLQA "
+                          "script's per-language rules), 'mlqa_no_symbols' (those, also dropping Unicode symbols), "
+                          "or 'auto' as XTREME: mlqa for MLQA test sets, squad for XQuAD and TyDiQA "
+                          "(docs/protocols.md)."},
     )
     max_train_examples: int | None = field(
         default=None, metadata={"help": "Use only the first N training examples (CPU-sized runs)."}
