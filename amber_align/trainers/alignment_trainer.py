@@ -58,6 +58,10 @@ class AlignmentTrainer(ModelCardMixin, SharedTrainerMixin, Trainer):
         frozen = freeze_pooler(self.model)
         if frozen:
             logger.info(f"pooler frozen ({frozen} parameters): unused by alignment, kept in the checkpoint")
+        if getattr(self.args, "freeze_word_embeddings", False):
+            embeddings = self.model.get_input_embeddings().weight
+            embeddings.requires_grad_(False)
+            logger.info(f"word embeddings frozen ({embeddings.numel()} parameters; freeze_word_embeddings)")
         self._eval_parts: dict[str, list[torch.Tensor]] = defaultdict(list)
         self.alignment_objectives = list(self.args.objectives()) if hasattr(self.args, "objectives") else []
         self.objective_losses = {o.name: o.build(self.args) for o in self.alignment_objectives}
