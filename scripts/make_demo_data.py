@@ -46,13 +46,7 @@ def main() -> None:
     out = Path(__file__).resolve().parents[1] / "amber_align" / "demo" / "data"
     (out / "xsr").mkdir(parents=True, exist_ok=True)
 
-    xsr_files = []
-    for code in XSR.values():
-        for side in (code, "eng"):
-            f = shared / "xsr" / "tatoeba" / f"tatoeba.{code}-eng.{side}"
-            xsr_files.append(f)
-            shutil.copyfile(f, out / "xsr" / f.name)
-    dedup = read_eval_sentences(xsr_files)
+    dedup = copy_xsr(shared, out, XSR.values())
     stats = {}
     for lang, code in LANGS.items():
         folder = shared / "parallel" / "opus_mt_testsets" / f"eng-{code}"
@@ -85,15 +79,20 @@ def main() -> None:
     (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
 
 
-def sample_raw_pairs(shared: Path, out: Path, pairs: int, seed: int) -> dict:
-    """The e5 demo's ar–en pairs: raw ``src ||| tgt`` lines, de-duplicated against every XSR file it evaluates."""
+def copy_xsr(shared: Path, out: Path, codes) -> set[str]:
+    """Copy the Tatoeba XSR files of ``codes`` into ``out/xsr``; return their normalised sentences (for de-dup)."""
     xsr_files = []
-    for code in SA_XSR.values():
+    for code in codes:
         for side in (code, "eng"):
             f = shared / "xsr" / "tatoeba" / f"tatoeba.{code}-eng.{side}"
             xsr_files.append(f)
             shutil.copyfile(f, out / "xsr" / f.name)
-    dedup = read_eval_sentences(xsr_files)
+    return read_eval_sentences(xsr_files)
+
+
+def sample_raw_pairs(shared: Path, out: Path, pairs: int, seed: int) -> dict:
+    """The e5 demo's ar–en pairs: raw ``src ||| tgt`` lines, de-duplicated against every XSR file it evaluates."""
+    dedup = copy_xsr(shared, out, SA_XSR.values())
     stats = {}
     for lang, code in SA_LANGS.items():
         folder = shared / "parallel" / "opus_mt_testsets" / f"eng-{code}"
