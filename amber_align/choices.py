@@ -10,7 +10,8 @@ live in their registries (``amber_align.tasks.registry``, ``amber_align.objectiv
 from __future__ import annotations
 
 __all__ = ["ANCHOR_MODES", "EXTRACTION_LEVELS", "EXTRACTION_METHODS", "EXTRACTION_SIMILARITIES", "POOLING_MODES",
-           "QA_NORMALIZATIONS", "REFINEMENT_METHODS", "SA_SIMILARITIES", "SO_GUIDES", "SYMMETRIZATIONS"]
+           "QA_NORMALIZATIONS", "REFINEMENT_METHODS", "SA_SIMILARITIES", "SENTENCE_TRANSFORMERS_MODES", "SO_GUIDES",
+           "ST_POOLING_MODES", "SYMMETRIZATIONS"]
 
 POOLING_MODES = ("first", "last", "mean")
 """Word vector from its subwords (Cao et al. 2020: last; Efimov et al. 2022: mean)."""
@@ -34,3 +35,8 @@ QA_NORMALIZATIONS = ("auto", "squad", "mlqa", "mlqa_no_symbols")
 that also drop every Unicode symbol, or auto by test set (mlqa for MLQA, squad for XQuAD/TyDiQA, as XTREME)."""
 REFINEMENT_METHODS = ("orthogonal", "least_squares")
 """Wang et al.'s per-layer maps: orthogonal Procrustes or least squares."""
+SENTENCE_TRANSFORMERS_MODES = ("auto", "always", "never")
+"""sentence-transformers modules in a saved aligned model: the source's when it has them (auto), those or else a
+mean-pooling config (always), none (never); amber_align.hub.sentence_transformers."""
+ST_POOLING_MODES = ("mean", "cls", "max")
+"""Pooling of a written sentence-transformers config (mean = the XSR evaluation's vectors)."""

@@ -16,7 +16,7 @@ from transformers import TrainingArguments
 from transformers.utils import is_torch_bf16_gpu_available
 
 from amber_align.arguments import ModelArguments, ParallelDataArguments, check_training_arguments
-from amber_align.choices import SYMMETRIZATIONS
+from amber_align.choices import SENTENCE_TRANSFORMERS_MODES, SYMMETRIZATIONS
 from amber_align.errors import ConfigError
 from amber_align.validation import validate_fields
 
@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)  # config code: no accelerate state needed
 
 # Fields declared here (type-checked in __post_init__; TrainingArguments checks its own).
 _OWN_FIELDS = ("method", "layer", "resume_from_checkpoint", "freeze_word_embeddings", "auto_bf16", "teacher_bf16")
+_OWN_FIELDS += ("sentence_transformers_modules",)
 
 
 @dataclass
@@ -60,6 +61,15 @@ class AlignmentConfig(TrainingArguments, ModelArguments, ParallelDataArguments):
         default=True,
         metadata={"help": "Fast path: when training in bf16, hold the frozen teacher (run under no_grad) in bf16: "
                           "half its memory, no per-step weight casts. false = keep it in fp32."},
+    )
+
+    sentence_transformers_modules: str = field(
+        default="auto",
+        metadata={"choices": SENTENCE_TRANSFORMERS_MODES,
+                  "help": "sentence-transformers modules saved with the model (docs/hub.md): auto = the source's "
+                          "modules.json, pooling, Normalize... when model_name_or_path has them (a folder, or a "
+                          "Hub id's cached snapshot); always = those, else a mean-pooling config (the XSR "
+                          "evaluation's vectors, last layer); never = a plain encoder."},
     )
 
     def objectives(self) -> list[Any]:

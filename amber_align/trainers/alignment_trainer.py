@@ -12,6 +12,8 @@
 - Data order: one batch from every language pair per step (``MultiPairBatchSampler``), resumable.
 - A frozen teacher, when a method needs one, is loaded separately, frozen, prepared with
   ``accelerator.prepare_model(..., evaluation_mode=True)`` and never saved: it is not a submodule of the model.
+- sentence-transformers: every save also writes the modules ``sentence_transformers_modules`` asks for
+  (``amber_align.hub.sentence_transformers``: the source's pooling / Normalize, or a mean-pooling config).
 - Eval: ``prediction_step`` returns the summed loss; ``evaluate`` also reports ``eval_<part>`` for every part.
 - Inputs, as TRL's trainers take them (:meth:`AlignmentTrainer.resolve_inputs`): ``model`` may be a module, a Hub id
   / folder, or None (``args.model_name_or_path``); the tokenizer defaults to the model's; ``train_dataset`` may be
@@ -30,6 +32,7 @@ from transformers import Trainer
 
 from amber_align.errors import ConfigError
 from amber_align.hub.mixin import ModelCardMixin
+from amber_align.hub.sentence_transformers import SentenceTransformersModules
 from amber_align.logging_utils import get_logger
 from amber_align.modeling import freeze_pooler, load_encoder, load_tokenizer, max_sequence_length
 from amber_align.objectives import ObjectiveStep
@@ -41,7 +44,7 @@ __all__ = ["AlignmentTrainer"]
 logger = get_logger(__name__)
 
 
-class AlignmentTrainer(ModelCardMixin, SharedTrainerMixin, Trainer):
+class AlignmentTrainer(ModelCardMixin, SentenceTransformersModules, SharedTrainerMixin, Trainer):
     """Base class: trains the objectives of ``args.objectives()``; subclasses choose the model, collator and data.
 
     A subclass with a loss outside the registry overrides ``compute_loss_parts`` and sets ``count_keys``."""
