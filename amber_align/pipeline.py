@@ -29,6 +29,7 @@ from amber_align.logging_utils import get_logger
 from amber_align.modeling import load_tokenizer
 from amber_align.tokenization import check_tokenizer_matches_model
 from amber_align.trainers import AlignmentConfig, AlignmentTrainer, get_method
+from amber_align.trainers.run_folder import claim_output_dir
 
 __all__ = ["build_alignment_datasets", "ensure_links", "run_alignment", "default_alignment_cache", "resolve_checkpoint",
            "save_model_atomically"]
@@ -43,10 +44,16 @@ def run_alignment(
 
     The output directory holds a plain encoder (``BertModel`` / ``XLMRobertaModel`` config and safetensors) and the
     tokenizer, loadable with ``AutoModel`` / ``AutoTokenizer``. Returns the trainer (``trainer.state.log_history``
-    has every logged loss part).
+    has every logged loss part). The run holds ``output_dir`` (``claim_output_dir``): a second run into it is refused.
     """
     if config.model_name_or_path is None and model is None:
         raise ConfigError("model_name_or_path: no model given (a Hub id or a local directory)")
+    with claim_output_dir(config, "align"):  # one run per output_dir (trainers/run_folder.py)
+        return _run_alignment(config, model, tokenizer, teacher)
+
+
+def _run_alignment(config: AlignmentConfig, model: Any, tokenizer: Any, teacher: Any) -> AlignmentTrainer:
+    """The body of :func:`run_alignment`, run while the output folder is held."""
     set_seed(config.seed)
     name = config.tokenizer_name_or_path or config.model_name_or_path
     if tokenizer is None:

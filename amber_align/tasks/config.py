@@ -25,7 +25,7 @@ _OWN_FIELDS = (
     "task", "train_data", "eval_data", "languages", "data_dir",
     "train_language", "label_list", "label_mapping", "max_seq_length", "doc_stride", "max_answer_length",
     "n_best_size", "qa_normalization", "max_train_examples", "max_eval_examples", "layer", "bucc_k",
-    "bucc_dev_split", "bucc_eval_split", "results_dir", "save_model", "resume_from_checkpoint",
+    "bucc_dev_split", "bucc_eval_split", "results_dir", "save_model", "resume_from_checkpoint", "overwrite_output_dir",
     "run_name_in_results", "continual_alignment", "continual_data", "continual_options", "continual_pool_size",
     "continual_batch_size", "continual_anchor_model",
 )
@@ -106,6 +106,12 @@ class TaskConfig(TrainingArguments, ModelArguments, CaoArguments):
         default=None,
         metadata={"help": "finetune: resume from a checkpoint-N folder, or true for the newest complete checkpoint "
                           "in output_dir (amber_align.pipeline.resolve_checkpoint)."},
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "finetune: a fresh run (no resume_from_checkpoint) into an output_dir that holds another "
+                          "run's checkpoint-N folders is refused; true removes them (and the old model's config.json) "
+                          "first. (transformers 5 has no such field of its own.)"},
     )
     continual_alignment: bool = field(
         default=False,

@@ -16,18 +16,18 @@ Every file is written atomically (temp file + ``os.replace``): a failure never l
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import math
 import numbers
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from amber_align.errors import ConfigError, DataFormatError
+from amber_align.folder_lock import locked_directory
 from amber_align.io_utils import atomic_write_bytes, atomic_write_text
 from amber_align.logging_utils import get_logger
 
@@ -210,23 +210,6 @@ def _results_markdown(doc: Mapping[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------ files
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``directory`` itself (no lock file left behind); no lock where there is no fcntl."""
-    directory.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def write_results(run_dir: str | os.PathLike, task: str, per_lang: Mapping[str, Mapping[str, float]], *,
                   meta: Mapping[str, Any] | None = None,
                   exclude_from_average: Iterable[str | None] | None = None) -> dict[str, Path]:
@@ -253,7 +236,7 @@ def write_results(run_dir: str | os.PathLike, task: str, per_lang: Mapping[str, 
         raise ConfigError(f"{run_dir}: not a directory (write_results needs a run directory)")
     json_path, md_path, png_path = run_dir / RESULTS_JSON, run_dir / RESULTS_MD, run_dir / f"{task}.png"
     average = average_metrics(data, excluded)
-    with _locked(run_dir):  # read-merge-write: two jobs evaluating into one folder must not lose a task
+    with locked_directory(run_dir):  # read-merge-write: two jobs evaluating into one folder must not lose a task
         tasks = load_results(json_path)["tasks"] if json_path.exists() else {}
         tasks[task] = {"languages": data, "average": average, "average_excludes": excluded,
                        "flat": flatten_metrics(task, data, exclude_from_average=excluded), "meta": meta}

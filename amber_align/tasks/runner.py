@@ -27,6 +27,7 @@ from amber_align.tasks.handlers import labels_mean_cross_entropy
 from amber_align.tasks.registry import get_task
 from amber_align.tokenization import check_tokenizer_matches_model
 from amber_align.trainers.common import SharedTrainerMixin
+from amber_align.trainers.run_folder import claim_output_dir
 
 __all__ = ["TaskTrainer", "labels_mean_cross_entropy", "run_finetune", "run_evaluate", "load_task_data",
            "evaluate_task_languages", "continual_pairs"]
@@ -149,6 +150,12 @@ def run_finetune(config: TaskConfig) -> dict[str, Any]:
     handler = get_task(config.task, trainable=True, what="finetune").load_handler()
     if not config.model_name_or_path:
         raise ConfigError("finetune: model_name_or_path is required")
+    with claim_output_dir(config, "finetune"):  # one run per output_dir
+        return _run_finetune(config, handler)
+
+
+def _run_finetune(config: TaskConfig, handler: Any) -> dict[str, Any]:
+    """The body of :func:`run_finetune`, run while the output folder is held."""
     started = time.time()
     train = load_task_data(config.task, config.train_data, lang=config.train_language,
                            max_examples=config.max_train_examples)

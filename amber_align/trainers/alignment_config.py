@@ -25,7 +25,8 @@ __all__ = ["AlignmentConfig", "SYMMETRIZATIONS"]
 logger = logging.getLogger(__name__)  # config code: no accelerate state needed
 
 # Fields declared here (type-checked in __post_init__; TrainingArguments checks its own).
-_OWN_FIELDS = ("method", "layer", "resume_from_checkpoint", "freeze_word_embeddings", "auto_bf16", "teacher_bf16")
+_OWN_FIELDS = ("method", "layer", "resume_from_checkpoint", "overwrite_output_dir", "freeze_word_embeddings",
+               "auto_bf16", "teacher_bf16")
 _OWN_FIELDS += ("sentence_transformers_modules",)
 
 
@@ -43,6 +44,12 @@ class AlignmentConfig(TrainingArguments, ModelArguments, ParallelDataArguments):
         default=None,
         metadata={"help": "Resume training: a checkpoint-N folder, or true for the newest complete checkpoint in "
                           "output_dir (amber_align.pipeline.resolve_checkpoint)."},
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "A fresh run (no resume_from_checkpoint) into an output_dir that holds another run's "
+                          "checkpoint-N folders is refused; true removes them (and the old model's config.json) "
+                          "first. (transformers 5 has no such field of its own.)"},
     )
     freeze_word_embeddings: bool = field(
         default=False,
