@@ -14,8 +14,8 @@ from pathlib import Path
 
 from amber_align.errors import ConfigError, DataFormatError
 
-__all__ = ["atomic_write_text", "atomic_write_bytes", "read_text_lines", "iter_text_lines", "replace_directory", "move_files_into",
-           "WEIGHT_PATTERNS"]
+__all__ = ["atomic_write_text", "atomic_write_bytes", "read_text_lines", "iter_text_lines", "replace_directory",
+           "move_files_into", "WEIGHT_PATTERNS", "check_text_line", "check_not_utf16"]
 
 #: file names of model weights (safetensors, pickle, sharded indexes), as transformers writes them
 WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json")
@@ -130,6 +130,8 @@ def read_text_lines(path: str | os.PathLike, *, what: str = "file", encoding: st
     except OSError as err:
         raise ConfigError(f"{what} {str(path)!r} cannot be read: {err.strerror or err}") from None
     data = data.removeprefix(codecs.BOM_UTF8)
+    if encoding is None or not encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
+        check_not_utf16(data, path)
     tried = encoding or "utf-8"
     try:
         codecs.lookup(tried)
@@ -151,7 +153,10 @@ def read_text_lines(path: str | os.PathLike, *, what: str = "file", encoding: st
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines], used
+    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    for number, line in enumerate(lines, 1):
+        check_text_line(line, path, number)
+    return lines, used
 
 
 
@@ -169,10 +174,36 @@ def iter_text_lines(path: str | os.PathLike, what: str = "file") -> Iterator[str
                 raw = raw.removeprefix(codecs.BOM_UTF8)
                 if not raw:  # a file holding only a BOM has no line
                     return
+                check_not_utf16(raw, path)
             raw = raw.removesuffix(b"\n").removesuffix(b"\r")
             try:
-                yield raw.decode("utf-8")
+                line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
                 raise DataFormatError(f"invalid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
                                       "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)", path=path,
                                       line=number) from None
+            check_text_line(line, path, number)
+            yield line
+
+
+def check_not_utf16(data: bytes, path: str | os.PathLike) -> None:
+    """``data``, the start of a file, has no UTF-16 (or UTF-32) byte-order mark: else say so, not "invalid UTF-8,
+    try latin-1"."""
+    for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                      (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
+        if data.startswith(bom):
+            raise DataFormatError(f"a {name} file (byte-order mark {bom.hex(' ')}); convert it to UTF-8 (e.g. "
+                                  f"iconv -f {name} -t UTF-8)", path=path, line=1)
+
+
+def check_text_line(line: str, path: str | os.PathLike, number: int) -> None:
+    """A decoded line holds no NUL (a binary or UTF-16 file; the tokenizer would take it as text) and no carriage
+    return (CR-only line endings made the whole file one line)."""
+    nul = line.find("\x00")
+    if nul >= 0:
+        raise DataFormatError(f"NUL byte at column {nul + 1}: a binary file, or UTF-16/UTF-32 text? convert it "
+                              "to UTF-8 text (e.g. iconv -f UTF-16 -t UTF-8)", path=path, line=number)
+    cr = line.find("\r")
+    if cr >= 0:
+        raise DataFormatError(f"carriage return inside the line (column {cr + 1}): CR-only (old Mac) line endings? "
+                              "convert them to \\n (e.g. tr '\\r' '\\n' < IN > OUT)", path=path, line=number)

@@ -22,12 +22,12 @@ from amber_align.errors import ConfigError, DataFormatError
 from amber_align.logging_utils import get_logger
 
 __all__ = ["load_encoder", "load_masked_lm", "load_task_model", "max_sequence_length", "load_tokenizer", "freeze_pooler",
-           "select_hidden"]
+           "select_hidden", "check_safetensors"]
 
 logger = get_logger(__name__)
 
 
-def _check_safetensors(path: Path) -> None:
+def check_safetensors(path: Path) -> None:
     """Every safetensors file of the folder (and every shard its index names) exists and is complete."""
     files = set(path.glob("*.safetensors"))
     for index in path.glob("*.safetensors.index.json"):
@@ -40,13 +40,37 @@ def _check_safetensors(path: Path) -> None:
         if missing:
             raise DataFormatError(f"the index names shard(s) that are missing: {missing}", path=index)
         files |= shards
+    # factorised embeddings (ALBERT, ELECTRA) are embedding_size wide
+    hidden = _config_value(path, "embedding_size") or _config_value(path, "hidden_size")
     for file in sorted(files):
         try:
-            with safe_open(str(file), framework="pt"):
-                pass
+            with safe_open(str(file), framework="pt") as weights:
+                if isinstance(hidden, int):
+                    _check_hidden_size(path, file, weights, hidden)
         except SafetensorError as err:
             raise DataFormatError(f"truncated or corrupt safetensors file ({err}); save or download it again",
                                   path=file) from None
+
+
+def _config_value(path: Path, name: str) -> Any:
+    try:
+        return json.loads((path / "config.json").read_text(encoding="utf-8")).get(name)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _check_hidden_size(path: Path, file: Path, weights: Any, hidden: int) -> None:
+    """``config.json``'s ``hidden_size`` is the width of the weights' word embeddings (transformers would fail
+    with a size-mismatch report of every tensor and a RuntimeError)."""
+    key = next((k for k in weights.keys() if k.endswith("word_embeddings.weight")), None)
+    if key is None:
+        return
+    shape = list(weights.get_slice(key).get_shape())
+    if len(shape) == 2 and shape[1] != hidden:
+        name = "embedding_size" if _config_value(path, "embedding_size") else "hidden_size"
+        raise DataFormatError(f"{name} is {hidden} but the weights are {shape[1]} wide ({key} in {file.name} "
+                              f"is {shape}); config.json and the weights are from different models",
+                              path=path / "config.json")
 
 
 def _check_local_weights(path: Path, allow_pickle: bool) -> None:
@@ -62,7 +86,7 @@ def _check_local_weights(path: Path, allow_pickle: bool) -> None:
     safe = list(path.glob("*.safetensors")) or list(path.glob("*.safetensors.index.json"))
     pickled = list(path.glob("*.bin")) + list(path.glob("*.bin.index.json"))
     if safe:
-        _check_safetensors(path)
+        check_safetensors(path)
         return
     if pickled and not allow_pickle:
         raise DataFormatError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,10 @@ from transformers import TrainerState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from amber_align.data.prepare import build_alignment_datasets, default_alignment_cache, ensure_links
-from amber_align.errors import ConfigError, TrainingInterruptedError
+from amber_align.errors import ConfigError, DataFormatError, TrainingInterruptedError
 from amber_align.io_utils import move_files_into
 from amber_align.logging_utils import get_logger
-from amber_align.modeling import load_tokenizer
+from amber_align.modeling import check_safetensors, load_tokenizer
 from amber_align.tokenization import check_tokenizer_matches_model
 from amber_align.trainers import AlignmentConfig, AlignmentTrainer, get_method
 from amber_align.trainers.run_folder import claim_output_dir
@@ -126,6 +127,7 @@ def resolve_checkpoint(value: str | bool | None, output_dir: str | Path, *, requ
         for _, folder in found:
             missing = _missing_in_checkpoint(folder)
             if not missing:
+                _check_checkpoint_files(folder)
                 return str(folder)
             logger.warning(f"{folder}: incomplete checkpoint (no {', '.join(missing)}); skipped")
         if required:
@@ -140,7 +142,23 @@ def resolve_checkpoint(value: str | bool | None, output_dir: str | Path, *, requ
     if missing:
         raise ConfigError(f"resume_from_checkpoint: {str(folder)!r} is an incomplete checkpoint: no "
                           f"{', '.join(missing)}")
+    _check_checkpoint_files(folder)
     return str(folder)
+
+
+def _check_checkpoint_files(folder: Path) -> None:
+    """The optimizer, scheduler, scaler and RNG files (``torch.save`` zip archives) and the weights of a checkpoint
+    are whole: a truncated ``optimizer.pt`` would fail deep inside ``torch.load`` with a traceback. Reads only
+    each archive's directory and each safetensors header."""
+    for path in sorted([*folder.glob("*.pt"), *folder.glob("*.pth")]):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                archive.namelist()
+        except (zipfile.BadZipFile, OSError) as err:
+            raise DataFormatError(f"truncated or corrupt checkpoint file ({err}); resume from an earlier "
+                                  f"checkpoint-N, or delete {folder.name} to resume from the one before it",
+                                  path=path) from None
+    check_safetensors(folder)
 
 
 def _checkpoint_steps(checkpoint: str) -> tuple[int, int]:

@@ -384,3 +384,21 @@ def test_tatoeba_challenge_dedup_against_xsr(shared_data: Path, code: str, pairs
     assert set(ds["pair"]) == {{"spa": "es-en", "deu": "de-en", "fra": "fr-en"}[code]}
     kept = {normalize_for_dedup(t) for t in ds["src"]} | {normalize_for_dedup(t) for t in ds["tgt"]}
     assert not kept & evals
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"ab\nc\x00d\n", r"f\.txt:2: NUL byte at column 2"),
+    (b"ab\rcd\r", r"f\.txt:1: carriage return inside the line \(column 3\): CR-only"),
+    ("ab\ncd\n".encode("utf-16"), r"f\.txt:1: a UTF-16 file \(byte-order mark ff fe\); convert it to UTF-8"),
+    ("ab\n".encode("utf-32"), r"f\.txt:1: a UTF-32 file"),
+])
+def test_nul_cr_only_and_utf16_are_named_by_both_line_readers(tmp_path, data, message):
+    """Issue 23 item 7: NUL bytes reached the tokenizer, CR-only files were 'one line', UTF-16 was told latin-1."""
+    from amber_align.io_utils import iter_text_lines, read_text_lines
+
+    path = tmp_path / "f.txt"
+    path.write_bytes(data)
+    with pytest.raises(DataFormatError, match=message):
+        list(iter_text_lines(path))
+    with pytest.raises(DataFormatError, match=message):
+        read_text_lines(path, fallback="latin-1")

@@ -91,6 +91,15 @@ CORPUS_CASES = {
     "alignment index not a number": (lambda t: _bar(t, BAR, "0-0 a-b\n0-0\n"), [r"links:1:", r"'a-b'"]),
     "anchor language on neither side": (lambda t: {**_bar(t, BAR), "tgt_lang": "fr"},
                                         [r"anchor_language", r"'en'", r"de-fr"]),
+    # issue 23 item 7: these passed into the tokenizer, or were counted as one line, or were told to try latin-1
+    "NUL byte in a line": (lambda t: _two_files(t, b"Guten Morgen\nsch\x00n\n", "Good morning\nnice\n"),
+                           [r"a\.de:2: NUL byte at column 4: a binary file, or UTF-16/UTF-32 text\?"]),
+    "CR-only line endings": (lambda t: _two_files(t, b"Guten Morgen\rsch\xc3\xb6n\r", "Good morning\nnice\n"),
+                             [r"a\.de:1: carriage return inside the line \(column 13\): CR-only \(old Mac\) line "
+                              r"endings\?"]),
+    "UTF-16 file": (lambda t: _two_files(t, "Guten Morgen\nschön\n".encode("utf-16"), "Good morning\nnice\n"),
+                    [r"a\.de:1: a UTF-16 file \(byte-order mark ff fe\); convert it to UTF-8 \(e\.g\. iconv -f "
+                     r"UTF-16 -t UTF-8\)"]),
 }
 
 
@@ -167,6 +176,12 @@ def _remote_code(d: Path) -> None:
     (d / "evil.py").write_text(f"open({str(d / 'RAN')!r}, 'w').write('code from the model folder ran')\n")
 
 
+def _other_hidden_size(d: Path) -> None:
+    config = json.loads((d / "config.json").read_text())
+    config.update(hidden_size=64)
+    (d / "config.json").write_text(json.dumps(config))
+
+
 MODEL_CASES = {
     "no weights": (_no_weights, [r"no model weights found \(expected model\.safetensors\)"]),
     "only pickle .bin weights": (_pickle_only, [r"pytorch_model\.bin", r"allow_pickle_weights"]),
@@ -174,6 +189,9 @@ MODEL_CASES = {
     "no tokenizer files": (_no_tokenizer, [r"no tokenizer files"]),
     "tokenizer larger than the vocabulary": (_small_vocab, [r"1000", r"119547"]),
     "model that needs its own code": (_remote_code, [r"needs its own Python code", r"trust_remote_code is never set"]),
+    "config hidden_size other than the weights'": (_other_hidden_size, [
+        r"config\.json: hidden_size is 64 but the weights are 32 wide \(embeddings\.word_embeddings\.weight in "
+        r"model\.safetensors is \[119547, 32\]\)"]),
 }
 
 

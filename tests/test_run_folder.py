@@ -130,6 +130,25 @@ def test_overwrite_output_dir_replaces_the_old_run(finished_run, tmp_path):
     AutoModel.from_pretrained(out)
 
 
+def test_a_truncated_optimizer_state_on_resume_is_one_line_naming_the_file(finished_run, tmp_path, capsys):
+    """Issue 23 item 1: it failed inside torch.load with a traceback after the model was loaded."""
+    import shutil
+
+    _, model_dir, _ = finished_run
+    out = tmp_path / "out"
+    shutil.copytree(finished_run[2], out)
+    (out / "config.json").unlink()
+    optimizer = out / "checkpoint-4" / "optimizer.pt"
+    optimizer.write_bytes(optimizer.read_bytes()[:1000])
+    config = _write_config(tmp_path, model_dir, out)
+    assert main(["align", "--config", str(config), "--resume_from_checkpoint", "true"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: {optimizer}: truncated or corrupt checkpoint file ("), err[-1]
+    assert err[-1].endswith("resume from an earlier checkpoint-N, or delete checkpoint-4 to resume from the one "
+                            "before it")
+    assert not any(line.startswith("Traceback") for line in err)
+
+
 # ------------------------------------------------------------------ a launch of several processes
 def _torchrun(tmp_path: Path, name: str, *launch: str) -> list[dict]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}

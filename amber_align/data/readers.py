@@ -32,7 +32,7 @@ from amber_align.data.alignments import parse_pharaoh_line
 from amber_align.data.languages import is_known_language, normalize_language
 from amber_align.data.words import word_tokenize
 from amber_align.errors import ConfigError, DataFormatError
-from amber_align.io_utils import iter_text_lines
+from amber_align.io_utils import check_not_utf16, check_text_line, iter_text_lines
 
 if TYPE_CHECKING:
     from amber_align.data.parallel import ParallelSource
@@ -88,10 +88,29 @@ def _count_lines(path: str | Path, what: str) -> int:
     count, last = 0, b"\n"
     with handle:
         for number, chunk in enumerate(iter(lambda: handle.read(1 << 20), b"")):
-            chunk = chunk.removeprefix(codecs.BOM_UTF8) if number == 0 else chunk
+            if number == 0:
+                chunk = chunk.removeprefix(codecs.BOM_UTF8)
+                check_not_utf16(chunk, path)
+            if last == b"\r" and not chunk.startswith(b"\n"):
+                _bare_cr(path, count + 1, 1)
+            bare = _BARE_CR.search(chunk)
+            if bare is not None:
+                at = bare.start()
+                _bare_cr(path, count + chunk.count(b"\n", 0, at) + 1, at - chunk.rfind(b"\n", 0, at))
             if chunk:
                 count, last = count + chunk.count(b"\n"), chunk[-1:]
+    if last == b"\r":
+        _bare_cr(path, count + 1, 1)
     return count + (last != b"\n")
+
+
+_BARE_CR = re.compile(rb"\r(?=[^\n])")  # a CR followed by anything but LF (a CR at a chunk's end is checked next)
+
+
+def _bare_cr(path: str | Path, line: int, column: int) -> None:
+    """CR-only line endings would make the file one line, reported as a line-count mismatch: say what it is (the
+    message of :func:`amber_align.io_utils.check_text_line`; ``column`` counts bytes)."""
+    check_text_line(" " * (column - 1) + "\r", path, line)
 
 
 # -------------------------------------------------------------------------------------------------------- languages
