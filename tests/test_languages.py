@@ -74,3 +74,21 @@ def test_every_language_in_shared_data_is_known(shared_data) -> None:
     # every XNLI language, from whichever source names it
     xnli = {"ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh"}
     assert xnli <= {normalize_language(c) for c in codes}
+
+
+def test_task_config_normalises_the_languages_results_are_keyed_by(tmp_path):
+    """Issue 23 item 8: `evaluate --languages pl` wrote a row `pl`, `--languages pol` a row `pol` (so `compare`
+    found no common language), and `bg-Cyrl-BG` was kept verbatim."""
+    from amber_align.tasks.config import TaskConfig
+
+    common = dict(output_dir=str(tmp_path / "out"), model_name_or_path="m", report_to=[])
+    assert TaskConfig(task="xsr", languages="pol,bg-Cyrl-BG,pl", **common).languages == ["pl", "bg"]
+    assert TaskConfig(task="xsr", languages=["pl"], **common).languages == ["pl"]
+    config = TaskConfig(task="nli", eval_data={"deu": "a.tsv", "fr-FR": "b.tsv"}, languages=["ger"],
+                        train_language="eng", **common)
+    assert config.eval_data == {"de": "a.tsv", "fr": "b.tsv"} and config.languages == ["de"]
+    assert config.train_language == "en"
+    with pytest.raises(ConfigError, match=r"TaskConfig\.eval_data: 'de' and another key both name language 'de'"):
+        TaskConfig(task="nli", eval_data={"deu": "a.tsv", "de": "b.tsv"}, **common)
+    with pytest.raises(ConfigError, match=r"TaskConfig\.languages: language code 'p!' is not a language code"):
+        TaskConfig(task="xsr", languages="p!", **common)

@@ -15,6 +15,7 @@ from transformers import TrainingArguments
 
 from amber_align.arguments import CaoArguments, ModelArguments, check_training_arguments
 from amber_align.choices import ANCHOR_MODES, QA_NORMALIZATIONS
+from amber_align.data.languages import normalize_language
 from amber_align.errors import ConfigError
 from amber_align.tasks.registry import get_task, task_names
 from amber_align.validation import check_range, validate_fields
@@ -158,6 +159,7 @@ class TaskConfig(TrainingArguments, ModelArguments, CaoArguments):
         self.check_cao_arguments()
         check_training_arguments(self)
         owner = type(self).__name__
+        self._normalise_languages(owner)
         get_task(self.task, what=f"{owner}.task")
         check_range(owner, "max_seq_length", self.max_seq_length, low=8)
         check_range(owner, "doc_stride", self.doc_stride, low=0)
@@ -181,6 +183,25 @@ class TaskConfig(TrainingArguments, ModelArguments, CaoArguments):
             if not isinstance(value, str):
                 raise ConfigError(f"{owner}.label_mapping[{key!r}]: expected a label string, got {value!r}")
         super().__post_init__()
+
+    def _normalise_languages(self, owner: str) -> None:
+        """One code per language wherever results are keyed by it (as ``align`` does): ``pl`` and ``pol`` are both
+        ``pl``, ``bg-Cyrl-BG`` is ``bg``, so runs evaluated with either spelling compare."""
+        def norm(code: str, name: str) -> str:
+            try:
+                return normalize_language(code)
+            except ConfigError as err:
+                raise ConfigError(f"{owner}.{name}: {err}") from None
+
+        self.languages = list(dict.fromkeys(norm(lang, "languages") for lang in self.languages))
+        self.train_language = norm(self.train_language, "train_language")
+        data: dict[str, Any] = {}
+        for key, value in self.eval_data.items():
+            code = norm(key, "eval_data")
+            if code in data:
+                raise ConfigError(f"{owner}.eval_data: {key!r} and another key both name language {code!r}")
+            data[code] = value
+        self.eval_data = data
 
     def eval_languages(self) -> list[str]:
         """The languages to evaluate, in order."""
