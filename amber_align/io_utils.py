@@ -15,7 +15,8 @@ from pathlib import Path
 from amber_align.errors import ConfigError, DataFormatError
 
 __all__ = ["atomic_write_text", "atomic_write_bytes", "read_text_lines", "iter_text_lines", "replace_directory",
-           "move_files_into", "WEIGHT_PATTERNS", "check_text_line", "check_not_utf16"]
+           "move_files_into", "WEIGHT_PATTERNS", "check_text_line", "check_not_utf16",
+           "usual_modes"]
 
 #: file names of model weights (safetensors, pickle, sharded indexes), as transformers writes them
 WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json")
@@ -68,6 +69,16 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+def usual_modes(folder: str | os.PathLike) -> None:
+    """Give every file under ``folder`` the usual mode for new files (0666 minus the umask): transformers 5 writes
+    weights with ``mkstemp``'s private 0600, so a saved model or checkpoint could not be read by the group that
+    shares it. Called on a staged folder before it is published."""
+    mode = 0o666 & ~_umask()
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_mode & 0o777 != mode:
+            os.chmod(path, mode)
+
+
 def replace_directory(staged: str | os.PathLike, target: str | os.PathLike) -> None:
     """Put the complete folder ``staged`` at ``target`` with one rename (both on the same filesystem).
 
@@ -76,6 +87,7 @@ def replace_directory(staged: str | os.PathLike, target: str | os.PathLike) -> N
     checkpoints: ``checkpoint-N`` appears only once every file of it is written.
     """
     staged, target = Path(staged), Path(target)
+    usual_modes(staged)
     aside = None
     if target.exists():
         aside = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
@@ -97,6 +109,7 @@ def move_files_into(staged: str | os.PathLike, target: str | os.PathLike, *, las
     """
     staged, target = Path(staged), Path(target)
     target.mkdir(parents=True, exist_ok=True)
+    usual_modes(staged)
     names = {p.name for p in staged.iterdir()}
     (target / last).unlink(missing_ok=True)
     for pattern in WEIGHT_PATTERNS:

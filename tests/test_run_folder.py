@@ -130,6 +130,16 @@ def test_overwrite_output_dir_replaces_the_old_run(finished_run, tmp_path):
     AutoModel.from_pretrained(out)
 
 
+def test_weights_and_checkpoints_get_the_usual_file_mode(finished_run):
+    """Issue 23 item 9: transformers 5 writes weights with mkstemp's 0600; the published files get 0666 - umask."""
+    _, _, out = finished_run
+    mask = os.umask(0)
+    os.umask(mask)
+    files = [out / "model.safetensors", out / "config.json", *(out / "checkpoint-4").iterdir()]
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in files if p.is_file()} == \
+        {p.name: oct(0o666 & ~mask) for p in files if p.is_file()}
+
+
 def test_a_truncated_optimizer_state_on_resume_is_one_line_naming_the_file(finished_run, tmp_path, capsys):
     """Issue 23 item 1: it failed inside torch.load with a traceback after the model was loaded."""
     import shutil
