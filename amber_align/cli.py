@@ -453,11 +453,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_config_file(extra: Sequence[str]) -> None:
+    """A ``--config`` file that does not exist is refused at once, as ``config_io.read_config_file`` would, but
+    before torch is imported."""
+    for i, arg in enumerate(extra):
+        path = extra[i + 1] if arg == "--config" and i + 1 < len(extra) else arg.partition("=")[2] \
+            if arg.startswith("--config=") else None
+        if path and not Path(path).is_file():
+            from amber_align.errors import ConfigError
+
+            raise ConfigError(f"config file not found: {path}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     _setup_logging(args.verbose)
     try:
+        _check_config_file(extra)  # before the command's heavy imports (torch, transformers: seconds)
         return args.func(args, extra)
     except AmberAlignError as exc:
         print(f"error: {exc}", file=sys.stderr)

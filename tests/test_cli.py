@@ -140,3 +140,18 @@ def test_evaluate_xsr_cli(tmp_path, capsys):
     assert "es" in capsys.readouterr().out and out.exists()
     assert set(json.loads(out.read_text())) >= {"eval_xsr_es_xx2en_p@1", "eval_xsr_de_en2xx_p@1", "eval_xsr_avg_xx2en_p@1"}
     assert (tmp_path / "run" / "results.md").exists() and (tmp_path / "run" / "xsr.png").exists()
+
+
+@pytest.mark.parametrize("command", [["align"], ["finetune", "--task", "nli"], ["evaluate", "--task", "xsr"]])
+def test_a_missing_config_file_is_refused_before_torch_is_imported(command, tmp_path):
+    """Issue 23 item 9: the error took 35 s because torch and transformers were imported first."""
+    import subprocess
+
+    missing = tmp_path / "nope.yaml"
+    code = ("import sys; from amber_align.cli import main; rc = main(sys.argv[1:]); "
+            "print('HEAVY', sorted(m for m in ('torch', 'transformers') if m in sys.modules)); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, *command, "--config", str(missing)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == f"error: config file not found: {missing}"
+    assert "HEAVY []" in proc.stdout, proc.stdout
