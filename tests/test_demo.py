@@ -75,6 +75,8 @@ def test_demo_e5_plumbing_two_steps(tmp_path):
     assert {"ar_xx2en_p@1", "ar_en2xx_p@1", "sw_en2xx_p@1", "ru_xx2en_p@1"} <= set(result["after"])
     model = AutoModel.from_pretrained(tmp_path / "demo")
     assert model.config.hidden_size == 384 and model.config.vocab_size == 250037
+    modules = json.loads((tmp_path / "demo" / "modules.json").read_text())  # e5's pooling + Normalize kept
+    assert [m["type"].rsplit(".", 1)[1] for m in modules] == ["Transformer", "Pooling", "Normalize"]
 
 
 def test_demo_falls_back_to_minilm_and_says_so(monkeypatch):

@@ -161,6 +161,19 @@ def test_synthetic_conversion_loads_with_auto_classes(tmp_path, dtype):
     assert tok.mask_token_id == 9 and tok.pad_token_id == 1
     card = (folder / "README.md").read_text()
     assert "no pooler" in card.lower() and "base_model: intfloat/multilingual-e5-small" in card
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(folder), device="cpu")  # modules.json: mean pooling + Normalize, as on the Hub
+    assert [type(m).__name__ for m in st] == ["Transformer", "Pooling", "Normalize"]
+    vectors = st.encode(["ab b", "a"], convert_to_tensor=True).float()
+    tolerance = 1e-5 if dtype == "float32" else 3e-3  # float16 arithmetic inside SentenceTransformer
+    assert torch.allclose(vectors.norm(dim=-1), torch.ones(2), atol=tolerance)
+    batch = tok(["ab b", "a"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model.float()(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    mean = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+    assert torch.allclose(vectors, mean, atol=tolerance)
     record = json.loads((folder / "conversion.json").read_text())
     assert record["dtype"] == dtype and record["missing_keys"] == ["pooler.dense.weight", "pooler.dense.bias"]
 

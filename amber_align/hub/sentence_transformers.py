@@ -145,9 +145,10 @@ def _write_plan(plan: ModulesPlan, output_dir: Path) -> list[str]:
 
 
 def write_sentence_transformers_config(output_dir: str | Path, pooling: str = "mean", *,
-                                       max_seq_length: int | None = XSR_MAX_SEQ_LENGTH) -> list[str]:
-    """Make the saved encoder in ``output_dir`` load in ``SentenceTransformer`` as Transformer + Pooling; return
-    the names written (``modules.json`` last).
+                                       max_seq_length: int | None = XSR_MAX_SEQ_LENGTH,
+                                       normalize: bool = False) -> list[str]:
+    """Make the saved encoder in ``output_dir`` load in ``SentenceTransformer`` as Transformer + Pooling (+
+    Normalize with ``normalize=True``, as E5's own folder has); return the names written (``modules.json`` last).
 
     ``pooling="mean"`` with the default ``max_seq_length`` gives the vectors of the XSR evaluation
     (``encode_sentences`` with ``layer=-1``): the mean over every non-pad token, [CLS]/[SEP] included, of the last
@@ -183,8 +184,13 @@ def write_sentence_transformers_config(output_dir: str | Path, pooling: str = "m
     atomic_write_text(output_dir / "config_sentence_transformers.json",
                       json.dumps({"prompts": {}, "default_prompt_name": None, "similarity_fn_name": "cosine"},
                                  indent=2) + "\n")
+    written = [_ENCODER_CONFIG, "1_Pooling", "config_sentence_transformers.json"]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        (output_dir / "2_Normalize").mkdir(exist_ok=True)
+        written.append("2_Normalize")
     atomic_write_text(output_dir / MODULES_FILE, json.dumps(modules, indent=2) + "\n")
-    return [_ENCODER_CONFIG, "1_Pooling", "config_sentence_transformers.json", MODULES_FILE]
+    return [*written, MODULES_FILE]
 
 
 def find_sentence_transformers_source(name_or_path: str | None) -> Path | None:

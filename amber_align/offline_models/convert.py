@@ -147,7 +147,8 @@ tags: [amber-align, multilingual, sentence-embeddings, dequantized]
   <pad>=1 </s>=2 <unk>=3 <mask>={len(e5.pieces) - 1}) with the file's own normaliser map; the embedding matrix has
   {e5.header.vocab_rows} rows (padded, as on the Hub).
 - E5 was trained with `query: ` / `passage: ` prefixes; the package's engine adds `passage: ` and mean-pools over
-  every token including <s> and </s>.
+  every token including <s> and </s>. `SentenceTransformer(folder)` does the same pooling and normalises
+  (`modules.json`: Transformer, mean Pooling, Normalize, as on the Hub); it adds no prefix.
 
 Licence: MIT (the model, intfloat/multilingual-e5-small; the package, {model.package}). Cite: Liang Wang et al.,
 "Multilingual E5 Text Embeddings: A Technical Report", arXiv:2402.05672, 2024.
@@ -162,6 +163,7 @@ def convert_e5_file(source: str | Path, out_dir: str | Path, *, dtype: str = "fl
     """
     from safetensors.numpy import save_file as save_numpy
 
+    from amber_align.hub.sentence_transformers import write_sentence_transformers_config
     from amber_align.tokenization import charsmap_from_table, xlmr_tokenizer_from_vocab
 
     if dtype not in DTYPES:
@@ -192,13 +194,16 @@ def convert_e5_file(source: str | Path, out_dir: str | Path, *, dtype: str = "fl
         tokenizer.save_pretrained(staged)
         (staged / "config.json").write_text(json.dumps(_config(e5, dtype), indent=2) + "\n", encoding="utf-8")
         (staged / "README.md").write_text(_card(model, e5, sha256, dtype), encoding="utf-8")
+        # as intfloat/multilingual-e5-small on the Hub: mean pooling + Normalize, so SentenceTransformer(folder) works
+        # and an aligned copy keeps them (sentence_transformers_modules: auto)
+        write_sentence_transformers_config(staged, "mean", max_seq_length=e5.header.max_positions, normalize=True)
         record = {"model": model.name, "hub_id": model.hub_id, "source": str(source), "sha256": sha256,
                   "dtype": dtype, "parameters": int(sum(int(np.prod(w.shape)) for w in weights.values())),
                   "seconds": round(time.monotonic() - started, 1), "missing_keys": ["pooler.dense.weight",
                                                                                      "pooler.dense.bias"]}
         (staged / _COMPLETE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        for path in staged.iterdir():
-            os.chmod(path, 0o644)
+        for path in staged.rglob("*"):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
         os.chmod(staged, 0o755)
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked above)
