@@ -254,6 +254,18 @@ DE = "de-1\tHallo Welt.\nde-2\tGuten Morgen.\n"
 EN = "en-1\tHello world.\nen-2\tGood morning.\n"
 
 
+def test_a_split_that_is_not_there_names_the_splits_that_are_and_the_flags(tmp_path):
+    """Issue 23 item 9: a dev-only BUCC folder failed with 'file not found … sample' and no hint."""
+    _write_split(tmp_path, DE, EN, "de-1\ten-1\n")
+    for name in ("de", "en", "gold"):
+        (tmp_path / f"de-en.sample.{name}").rename(tmp_path / f"de-en.dev.{name}")
+    with pytest.raises(ConfigError, match=r"BUCC file not found: .*de-en\.sample\.de \(split 'sample'; splits found "
+                                          r"for de-en: dev\); choose the splits with --bucc_dev_split .* and "
+                                          r"--bucc_eval_split"):
+        read_bucc(tmp_path, "de", "sample")
+    assert read_bucc(tmp_path, "de", "dev").gold == {("de-1", "en-1")}
+
+
 def test_read_bucc_errors_name_file_and_line(tmp_path):
     with pytest.raises(ConfigError, match=r"BUCC file not found: .*de-en\.sample\.de"):
         read_bucc(tmp_path, "de", "sample")

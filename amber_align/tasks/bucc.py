@@ -134,6 +134,18 @@ def _read_gold(path: Path, src_ids: set[str], tgt_ids: set[str], src_path: Path,
     return gold
 
 
+def _missing_split(data_dir: Path, code: str, split: str, path: Path) -> None:
+    """A split that is not there: name the file, the splits that are, and the flags that choose them (a dev-only
+    folder failed with 'file not found … sample' and no hint)."""
+    found = sorted({p.name[len(f"{code}-en."):-len(f".{code}")]
+                    for folder in (data_dir, data_dir / f"{code}-en") if folder.is_dir()
+                    for p in folder.glob(f"{code}-en.*.{code}")})
+    have = f"splits found for {code}-en: {', '.join(found)}" if found else f"no {code}-en.<split>.{code} files there"
+    raise ConfigError(f"BUCC file not found: {path} (split {split!r}; {have}); choose the splits with "
+                      "--bucc_dev_split (threshold tuning, default sample) and --bucc_eval_split (scored, default "
+                      "training)")
+
+
 def read_bucc(data_dir: str | Path, lang: str, split: str, *, require_gold: bool = True) -> BuccData:
     """Read ``<lang>-en.<split>.{<lang>,en,gold}`` from ``data_dir`` (or ``data_dir/<lang>-en/``).
 
@@ -148,6 +160,8 @@ def read_bucc(data_dir: str | Path, lang: str, split: str, *, require_gold: bool
     directory = _split_dir(Path(data_dir), code, split)
     stem = directory / f"{code}-en.{split}"
     src_path, tgt_path, gold_path = Path(f"{stem}.{code}"), Path(f"{stem}.en"), Path(f"{stem}.gold")
+    if not src_path.is_file():
+        _missing_split(Path(data_dir), code, split, src_path)
     src_ids, src_sentences = _read_sentences(src_path)
     tgt_ids, tgt_sentences = _read_sentences(tgt_path)
     gold: set[tuple[str, str]] = set()
