@@ -92,3 +92,15 @@ def test_task_config_normalises_the_languages_results_are_keyed_by(tmp_path):
         TaskConfig(task="nli", eval_data={"deu": "a.tsv", "de": "b.tsv"}, **common)
     with pytest.raises(ConfigError, match=r"TaskConfig\.languages: language code 'p!' is not a language code"):
         TaskConfig(task="xsr", languages="p!", **common)
+
+
+def test_a_dropped_script_subtag_is_said(caplog):
+    """Issue 23 item 7: `sr-Latn` in src_lang silently became `sr`."""
+    import logging
+
+    from amber_align.data.parallel import ParallelSource
+
+    with caplog.at_level(logging.INFO):
+        source = ParallelSource(src_file="a.txt", tgt_file="b.txt", src_lang="sr-Latn", tgt_lang="en")
+    assert source.src_lang == "sr"
+    assert [r.levelname for r in caplog.records if "'sr-Latn' is read as 'sr'" in r.getMessage()] == ["WARNING"]

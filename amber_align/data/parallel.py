@@ -101,10 +101,16 @@ class ParallelSource:
         if self.max_pairs is not None and (type(self.max_pairs) is not int or self.max_pairs < 0):
             raise ConfigError(f"max_pairs must be a non-negative integer or None, got {self.max_pairs!r}")
         for name in ("src_lang", "tgt_lang"):
+            given = getattr(self, name)
             try:
-                setattr(self, name, None if getattr(self, name) is None else normalize_language(getattr(self, name)))
+                setattr(self, name, None if given is None else normalize_language(given))
             except ConfigError as err:
                 raise ConfigError(f"{name}: {err}") from None
+            if given is not None and any(sep in given for sep in "-_"):
+                script = any(len(tag) == 4 and tag.isalpha() for tag in given.replace("_", "-").split("-")[1:])
+                (logger.warning if script else logger.info)(
+                    f"{name}: {given!r} is read as {getattr(self, name)!r} (languages are keyed by their primary "
+                    "code; script and region subtags are dropped, so two scripts of one language share a pair)")
         self.form()
 
     def form(self) -> str:
