@@ -193,3 +193,14 @@ def test_max_seq_length_beyond_the_models_positions_is_refused_before_training(t
     # exactly the limit is accepted by the check (and trains)
     run_finetune(_config(tmp_path, files, "qa", max_seq_length=limit, doc_stride=64,
                          model_name_or_path=str(tmp_path / kind)))
+
+
+def test_a_ner_head_with_entity_f1_0_on_english_is_warned_about(tmp_path, files, caplog):
+    """Issue 23 item 9: a fine-tune that learned nothing finished without a word."""
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        report = run_finetune(_config(tmp_path, files, "ner"))
+    assert report["metrics"]["eval_ner_en_f1"] == 0.0  # 2 steps of a random tiny model
+    assert any("finetune ner: entity F1 on en (the training language) is 0 after 2 steps" in r.getMessage()
+               for r in caplog.records if r.levelname == "WARNING")

@@ -184,6 +184,7 @@ def _run_finetune(config: TaskConfig, handler: Any) -> dict[str, Any]:
         save_model_atomically(trainer, config.output_dir, push=False)
     counts: dict[str, int] = {}
     per_lang = evaluate_task_languages(trainer, spec, config, counts, eval_sets)
+    _warn_if_nothing_learned(config, per_lang)
     report = _report(config, per_lang, trainer, _meta(config, started, train_examples=len(train),
                                                       train_steps=trainer.state.global_step, eval_examples=counts,
                                                       continual_alignment=config.continual_alignment))
@@ -192,6 +193,17 @@ def _run_finetune(config: TaskConfig, handler: Any) -> dict[str, Any]:
         if config.push_to_hub:
             trainer.push_to_hub(commit_message="Fine-tuned model with zero-shot evaluation results")
     return report
+
+
+def _warn_if_nothing_learned(config: TaskConfig, per_lang: dict[str, dict[str, float]]) -> None:
+    """A fine-tune whose entity F1 on its own training language is 0 learned nothing: say so (it finished
+    quietly, and the zero-shot numbers of such a head mean nothing)."""
+    own = per_lang.get(config.train_language, {})
+    if config.task == "ner" and own.get("f1") == 0:
+        logger.warning(f"finetune ner: entity F1 on {config.train_language} (the training language) is 0 after "
+                       f"{config.max_steps if config.max_steps > 0 else config.num_train_epochs} "
+                       f"{'steps' if config.max_steps > 0 else 'epochs'}: the head predicts no entity right; train "
+                       "longer, check the learning rate and the labels; the other languages' scores mean nothing")
 
 
 def continual_pairs(config: TaskConfig, tokenizer: Any) -> datasets.Dataset:
