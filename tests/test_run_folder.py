@@ -190,3 +190,15 @@ def test_the_launch_holds_the_folder_and_every_rank_is_refused_alike(tmp_path):
     ranks = _torchrun(tmp_path, "nodes", *nodes)
     assert [(r["rank"], r["world"], r["ok"], r["lock_file"]) for r in ranks] == [(0, 2, True, True),
                                                                                   (1, 2, True, True)]
+
+
+def test_run_settings_leave_out_output_only_fields():
+    """Fields that change what is written beside the model, not the training, may differ on resume."""
+    from amber_align.trainers import CaoConfig
+    from amber_align.trainers.run_folder import run_settings
+
+    a = run_settings(CaoConfig(output_dir="o", report_to=[], sentence_transformers_modules="never"))
+    b = run_settings(CaoConfig(output_dir="o", report_to=[], sentence_transformers_modules="always"))
+    c = run_settings(CaoConfig(output_dir="o", report_to=[], freeze_word_embeddings=True))
+    assert a == b and "sentence_transformers_modules" not in a
+    assert c != a  # freezing the embeddings is another run
