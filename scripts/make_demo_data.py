@@ -49,10 +49,7 @@ def main() -> None:
     dedup = copy_xsr(shared, out, XSR.values())
     stats = {}
     for lang, code in LANGS.items():
-        folder = shared / "parallel" / "opus_mt_testsets" / f"eng-{code}"
-        xx = (folder / f"{TATOEBA}.{code}").read_text(encoding="utf-8").splitlines()
-        en = (folder / f"{TATOEBA}.eng").read_text(encoding="utf-8").splitlines()
-        assert len(xx) == len(en), (lang, len(xx), len(en))
+        xx, en = read_tatoeba_challenge(shared, code)
         kept, dropped = [], 0
         for a, b in zip(xx, en):
             if normalize_for_dedup(a) in dedup or normalize_for_dedup(b) in dedup:
@@ -79,6 +76,15 @@ def main() -> None:
     (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
 
 
+def read_tatoeba_challenge(shared: Path, code: str) -> tuple[list[str], list[str]]:
+    """The line-aligned (xx, en) sides of the Tatoeba-Challenge test set eng-``code``."""
+    folder = shared / "parallel" / "opus_mt_testsets" / f"eng-{code}"
+    xx = (folder / f"{TATOEBA}.{code}").read_text(encoding="utf-8").splitlines()
+    en = (folder / f"{TATOEBA}.eng").read_text(encoding="utf-8").splitlines()
+    assert len(xx) == len(en), (code, len(xx), len(en))
+    return xx, en
+
+
 def copy_xsr(shared: Path, out: Path, codes) -> set[str]:
     """Copy the Tatoeba XSR files of ``codes`` into ``out/xsr``; return their normalised sentences (for de-dup)."""
     xsr_files = []
@@ -95,10 +101,7 @@ def sample_raw_pairs(shared: Path, out: Path, pairs: int, seed: int) -> dict:
     dedup = copy_xsr(shared, out, SA_XSR.values())
     stats = {}
     for lang, code in SA_LANGS.items():
-        folder = shared / "parallel" / "opus_mt_testsets" / f"eng-{code}"
-        xx = (folder / f"{TATOEBA}.{code}").read_text(encoding="utf-8").splitlines()
-        en = (folder / f"{TATOEBA}.eng").read_text(encoding="utf-8").splitlines()
-        assert len(xx) == len(en), (lang, len(xx), len(en))
+        xx, en = read_tatoeba_challenge(shared, code)
         kept = [(a.strip(), b.strip()) for a, b in zip(xx, en)
                 if normalize_for_dedup(a) not in dedup and normalize_for_dedup(b) not in dedup
                 and a.strip() and b.strip() and "|||" not in a + b]

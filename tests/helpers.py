@@ -135,3 +135,18 @@ def distributed_step(trainer: Any, batch: dict[str, Any]) -> tuple[dict[str, tor
     trainer.log({"loss": mean_loss})
     grads = {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
     return local_parts, mean_loss, trainer.state.log_history[-1], grads
+
+
+def interrupt_on_chunk(aligner: Any, monkeypatch: Any, chunk: int = 3) -> Any:
+    """Make ``aligner`` raise KeyboardInterrupt on its ``chunk``-th chunk (an interrupted extraction); returns the
+    real ``_align_chunk`` so a test can put it back and resume."""
+    real, calls = aligner._align_chunk, {"n": 0}
+
+    def dies(*args: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == chunk:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(aligner, "_align_chunk", dies)
+    return real

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import mbert_tokenizer, tiny_model, tiny_model_dir, xlmr_tokenizer
+from helpers import interrupt_on_chunk, mbert_tokenizer, tiny_model, tiny_model_dir, xlmr_tokenizer
 
 from amber_align.cli import main
 from amber_align.errors import ConfigError, DataFormatError
@@ -157,15 +157,7 @@ def test_resume_after_an_interrupted_run_gives_the_same_file(tmp_path, monkeypat
     extract_to_file(fresh, tmp_path / "ref", file=str(tmp_path / "c.txt"), progress=False)
 
     aligner = WordAligner(model, mbert_tokenizer(), layer=2, batch_size=2, chunk_size=4)
-    real, calls = aligner._align_chunk, {"n": 0}
-
-    def dies_on_the_third_chunk(chunk, *args):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(chunk, *args)
-
-    monkeypatch.setattr(aligner, "_align_chunk", dies_on_the_third_chunk)
+    real = interrupt_on_chunk(aligner, monkeypatch, chunk=3)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         extract_to_file(aligner, out, file=str(tmp_path / "c.txt"), progress=False)

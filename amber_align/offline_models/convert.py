@@ -205,9 +205,7 @@ def convert_e5_file(source: str | Path, out_dir: str | Path, *, dtype: str = "fl
         for path in staged.rglob("*"):
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         os.chmod(staged, 0o755)
-        if out_dir.exists():
-            out_dir.rmdir()  # empty (checked above)
-        replace_directory(staged, out_dir)
+        replace_directory(staged, out_dir)  # an empty out_dir (checked above) is swapped out
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
@@ -230,7 +228,7 @@ def offline_model_path(name: str = "e5-small", *, dtype: str = "float32", cache_
         shutil.rmtree(target)
     try:
         return convert_e5_file(source, target, dtype=dtype, model=model)
-    except FileExistsError:  # another process finished first
+    except ConfigError:  # "exists and is not empty": another process finished first
         if (target / _COMPLETE).is_file():
             return target
         raise

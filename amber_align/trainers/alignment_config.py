@@ -26,8 +26,7 @@ logger = logging.getLogger(__name__)  # config code: no accelerate state needed
 
 # Fields declared here (type-checked in __post_init__; TrainingArguments checks its own).
 _OWN_FIELDS = ("method", "layer", "resume_from_checkpoint", "overwrite_output_dir", "freeze_word_embeddings",
-               "auto_bf16", "teacher_bf16")
-_OWN_FIELDS += ("sentence_transformers_modules",)
+               "auto_bf16", "teacher_bf16", "sentence_transformers_modules")
 
 
 @dataclass
