@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def load_recipe(relative: str) -> Any:
     """Import a recipe script (not a package module) by its path under the repository, e.g.
-    ``load_recipe("recipes/mini_mbert_comparison/compare.py")``; registered in ``sys.modules`` so that its
+    ``load_recipe("recipes/comparison/compare.py")``; registered in ``sys.modules`` so that its
     dataclasses and pickling work."""
     path = REPO / relative
     name = "recipe_" + path.stem + "_" + path.parent.name

@@ -21,7 +21,7 @@ VOCAB = REPO / "tests" / "fixtures" / "mbert-cased-vocab.txt.xz"
 prune_vocab = load_recipe("recipes/pretrain_mini_mbert/prune_vocab.py")
 pretrain = load_recipe("recipes/pretrain_mini_mbert/pretrain.py")
 build_corpus = load_recipe("recipes/pretrain_mini_mbert/build_corpus.py")
-compare = load_recipe("recipes/mini_mbert_comparison/compare.py")
+compare = load_recipe("recipes/comparison/compare.py")
 
 SENTENCES = ["Der Hund schläft unter dem Tisch.", "The dog sleeps under the table.",
              "Le chien dort sous la table.", "Собака спит под столом.", "狗在桌子下面睡觉。", "1984 war ein Jahr."]
@@ -145,6 +145,23 @@ def test_comparison_aggregate_mean_and_std(tmp_path):
     assert "42.0 ± 2.8" in result["markdown"] and (tmp_path / "comparison.png").exists()
 
 
+def test_comparison_tables_every_xsr_layer_controls_and_aer(tmp_path):
+    layer_scores = {layer: {f"{lang}_{d}": value for lang in ("ar", "de", "ja") for d in ("xx2en", "en2xx")}
+                    for layer, value in (("-1", 50.0), ("6", 70.0))}
+    layer_scores["-1"]["ja_xx2en"] = 20.0  # the control: not in the aligned average
+    compare._write(tmp_path / "results" / "none" / "xsr.json",
+                   {"method": "none", "task": "xsr", "scores": layer_scores["-1"], "by_layer": layer_scores,
+                    "aligned": ["ar", "de"], "languages": ["ar", "de", "ja"]})
+    compare._write(tmp_path / "results" / "none" / "aer.json",
+                   {"method": "none", "task": "aer", "layer": 8, "scores": {
+                       "en-fr": {"aer": 10.0, "precision": 90.0, "recall": 80.0},
+                       "ro-en": {"aer": 30.0, "precision": 70.0, "recall": 60.0}}})
+    result = compare.aggregate(tmp_path, ["none"])
+    assert result["summary"]["none"] == {"xsr": 50.0, "xsr_layer6": 70.0, "aer": 20.0}
+    assert "(last layer, mean pooling)" in result["markdown"] and "(layer 6, mean pooling)" in result["markdown"]
+    assert "| none | 50.0 | 50.0 | 20.0 | **50.0** | 50.0 | 20.0 | 50.0 |" in result["markdown"]
+
+
 def test_prune_refuses_counts_from_another_tokenizer(tmp_path):
     from collections import Counter
 
@@ -168,6 +185,8 @@ def test_sanity_gate_reads_perplexity_xsr_and_nli():
     (["--methods", "none,cao_xyz"], "--methods: unknown ['cao_xyz']"),
     (["--tasks", "xsr,pos"], "--tasks: unknown ['pos']"),
     (["--seeds", "0,one"], "--seeds: expected comma-separated integers, got '0,one'"),
+    (["--control_languages", "ja,ar"], "--control_languages: ['ar'] are also aligned"),
+    (["--xsr_layers=-1,mid"], "--xsr_layers: expected comma-separated integers, got '-1,mid'"),
 ])
 def test_compare_rejects_bad_arguments(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -1,4 +1,4 @@
-"""recipes/mini_mbert_comparison/parity.py: two compare.py runs side by side (mBERT vs XLM-R parity)."""
+"""recipes/comparison/parity.py: two compare.py runs side by side (mBERT vs XLM-R parity)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import load_recipe
 
-parity = load_recipe("recipes/mini_mbert_comparison/parity.py")
+parity = load_recipe("recipes/comparison/parity.py")
 
 
 def _run(directory: Path, xsr_none: float, nli: list[float], ner_only: bool = False) -> Path:

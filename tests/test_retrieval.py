@@ -7,6 +7,7 @@ import torch
 
 from amber_align.errors import ConfigError, DataFormatError
 from amber_align.tasks.retrieval import (
+    encode_sentences_at_layers,
     encode_sentences,
     evaluate_tatoeba,
     format_retrieval_table,
@@ -94,6 +95,17 @@ def test_encode_restores_training_mode_and_ignores_dropout(mbert_model):
     finally:
         mbert_model.eval()
     assert encode_sentences(mbert_model, mbert_tokenizer(), []).shape == (0, 32)
+
+
+def test_several_layers_in_one_pass_equal_one_layer_at_a_time(mbert_model):
+    # the comparison recipe reads the last and a middle layer from one encoding: each must equal its own pass
+    both = encode_sentences_at_layers(mbert_model, mbert_tokenizer(), SENTENCES[:4], (-1, 1))
+    for layer in (-1, 1):
+        torch.testing.assert_close(both[layer], encode_sentences(mbert_model, mbert_tokenizer(), SENTENCES[:4],
+                                                                 layer=layer))
+    assert not torch.equal(both[-1], both[1])
+    with pytest.raises(ConfigError):
+        encode_sentences_at_layers(mbert_model, mbert_tokenizer(), SENTENCES[:2], (-1, 99))
 
 
 def test_max_length_truncates_and_is_clamped_to_positions():

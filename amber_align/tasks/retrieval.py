@@ -27,7 +27,7 @@ from amber_align.modeling import max_sequence_length
 
 __all__ = [
     "TATOEBA_CODES",
-    "encode_sentences",
+    "encode_sentences", "encode_sentences_at_layers",
     "evaluate_tatoeba",
     "format_retrieval_table",
     "read_tatoeba",
@@ -149,6 +149,23 @@ def encode_sentences(model: torch.nn.Module, tokenizer: Any, sentences: Sequence
     ``layer=-1`` is the last layer, ``layer=k`` is ``hidden_states[k]`` (0 = embedding output). Special tokens
     ([CLS]/[SEP], <s>/</s>) are part of the mean, as in XTREME. Sentences are batched in order of length (less
     padding) and returned in input order. The model runs in eval mode; its previous mode is restored.
+    ``show_progress``: tqdm bar (None = only on a terminal). Several layers at once: ``encode_sentences_at_layers``.
+    """
+    return encode_sentences_at_layers(model, tokenizer, sentences, (layer,), batch_size=batch_size,
+                                      max_length=max_length, device=device, show_progress=show_progress)[layer]
+
+
+def encode_sentences_at_layers(model: torch.nn.Module, tokenizer: Any, sentences: Sequence[str],
+                               layers: Sequence[int] = (-1,), *, batch_size: int = 64, max_length: int = 128,
+                               device: str | torch.device | None = None,
+                               show_progress: bool | None = None) -> dict[int, Tensor]:
+    """Sentence embeddings ``{layer: [n, hidden]}`` (float32, on CPU) of several layers from one forward pass:
+    mean of ``hidden_states[layer]`` over non-pad tokens (a comparison at the last and a middle layer costs one
+    encoding, not two).
+
+    ``layer=-1`` is the last layer, ``layer=k`` is ``hidden_states[k]`` (0 = embedding output). Special tokens
+    ([CLS]/[SEP], <s>/</s>) are part of the mean, as in XTREME. Sentences are batched in order of length (less
+    padding) and returned in input order. The model runs in eval mode; its previous mode is restored.
     ``show_progress``: tqdm bar (None = only on a terminal).
     """
     if batch_size < 1 or max_length < 2:
@@ -160,15 +177,16 @@ def encode_sentences(model: torch.nn.Module, tokenizer: Any, sentences: Sequence
     config = getattr(model, "config", None)
     n_states = getattr(config, "num_hidden_layers", None)
     if n_states is not None:
-        _resolve_layer(layer, n_states + 1)  # fail before any work is done
+        for layer in layers:
+            _resolve_layer(layer, n_states + 1)  # fail before any work is done
     hidden = getattr(config, "hidden_size", None)
     max_length = _clamp_to_positions(config, max_length)
     if not sentences:
-        return torch.zeros(0, hidden or 0, dtype=torch.float32)
+        return {layer: torch.zeros(0, hidden or 0, dtype=torch.float32) for layer in layers}
     encoded = tokenizer(sentences, truncation=True, max_length=max_length, padding=False)
     input_ids: list[list[int]] = encoded["input_ids"]
     order = sorted(range(len(sentences)), key=lambda i: len(input_ids[i]), reverse=True)
-    out = torch.empty(len(sentences), 0)
+    out = {layer: torch.empty(len(sentences), 0) for layer in layers}
     was_training = model.training
     model.eval()
     try:
@@ -181,12 +199,13 @@ def encode_sentences(model: torch.nn.Module, tokenizer: Any, sentences: Sequence
             mask = batch["attention_mask"].to(device)
             outputs = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
             states = outputs.hidden_states
-            chosen = states[_resolve_layer(layer, len(states))].float()
-            weights = mask.unsqueeze(-1).to(chosen.dtype)
-            pooled = (chosen * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-            if out.shape[1] == 0:
-                out = torch.empty(len(sentences), pooled.shape[-1], dtype=torch.float32)
-            out[torch.tensor(index)] = pooled.cpu()
+            for layer in layers:
+                chosen = states[_resolve_layer(layer, len(states))].float()
+                weights = mask.unsqueeze(-1).to(chosen.dtype)
+                pooled = (chosen * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+                if out[layer].shape[1] == 0:
+                    out[layer] = torch.empty(len(sentences), pooled.shape[-1], dtype=torch.float32)
+                out[layer][torch.tensor(index)] = pooled.cpu()
     finally:
         model.train(was_training)
     return out

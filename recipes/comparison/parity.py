@@ -6,7 +6,7 @@ This reads them and writes, for every method and task both runs have, the two sc
 (``parity.md``, ``parity.json``, ``parity.png``), plus Tatoeba per language for the methods in ``--xsr_methods``:
 whether "XLM-R-style transfers as well as mBERT-style" holds here is then a measured row, not an assumption.
 
-    python recipes/mini_mbert_comparison/parity.py \\
+    python recipes/comparison/parity.py \\
         --runs mBERT=runs/mini_comparison XLM-R=runs/mini_xlmr_comparison --out runs/mini_parity
 """
 
