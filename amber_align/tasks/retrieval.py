@@ -199,13 +199,14 @@ def encode_sentences_at_layers(model: torch.nn.Module, tokenizer: Any, sentences
             mask = batch["attention_mask"].to(device)
             outputs = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
             states = outputs.hidden_states
+            weights = mask.unsqueeze(-1).float()
+            counts = weights.sum(dim=1).clamp(min=1.0)
+            rows = torch.tensor(index)
             for layer in layers:
-                chosen = states[_resolve_layer(layer, len(states))].float()
-                weights = mask.unsqueeze(-1).to(chosen.dtype)
-                pooled = (chosen * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+                pooled = (states[_resolve_layer(layer, len(states))].float() * weights).sum(dim=1) / counts
                 if out[layer].shape[1] == 0:
                     out[layer] = torch.empty(len(sentences), pooled.shape[-1], dtype=torch.float32)
-                out[layer][torch.tensor(index)] = pooled.cpu()
+                out[layer][rows] = pooled.cpu()
     finally:
         model.train(was_training)
     return out

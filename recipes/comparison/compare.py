@@ -39,6 +39,7 @@ import argparse
 import json
 import platform
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -238,12 +239,10 @@ def _task_values(task: str, args: argparse.Namespace) -> dict[str, Any]:
                 "max_seq_length": 128, "learning_rate": args.ner_lr, "num_train_epochs": args.ner_epochs,
                 "max_train_examples": args.ner_train_examples}
     qa = data / "qa"  # TyDiQA-GoldP en train -> XQuAD
-    from transformers import AutoConfig
-
-    from amber_align.modeling import max_sequence_length
+    from amber_align.modeling import load_model_config, max_sequence_length
 
     # 384-subword windows (Efimov et al.), or the model's positions when it has fewer (the mini model: 256)
-    window = min(384, max_sequence_length(AutoConfig.from_pretrained(args.model)))
+    window = min(384, max_sequence_length(load_model_config(args.model)))
     return {"task": "qa", "train_data": {"file": str(qa / "tydiqa_goldp" / "tydiqa.goldp.en.train.json"),
                                          "on_duplicate_id": "rename"},
             "eval_data": {lang: str(qa / "xquad" / f"xquad.{lang}.json") for lang in QA_LANGUAGES},
@@ -318,16 +317,15 @@ def forgetting_unit(name: str, model_dir: str, tuned_dir: str, task: str, seed: 
         return done
     from amber_align.modeling import load_encoder, load_tokenizer
 
-    def xsr_avg(folder: str) -> dict[str, float]:
-        by_layer = xsr_scores(load_encoder(folder), load_tokenizer(folder), args)
-        return {layer: round(sum(s[f"{lang}_xx2en"] for lang in args.align_languages) / len(args.align_languages), 2)
+    def average(by_layer: dict[str, dict[str, float]]) -> dict[str, float]:
+        return {layer: round(statistics.fmean(s[f"{lang}_xx2en"] for lang in args.align_languages), 2)
                 for layer, s in by_layer.items()}
 
-    before_path = args.out / "results" / name / "xsr.json"
-    before = _done(before_path)
-    xsr_before = ({layer: round(sum(s[f"{lang}_xx2en"] for lang in args.align_languages)
-                                / len(args.align_languages), 2) for layer, s in before["by_layer"].items()}
-                  if before and "by_layer" in before else xsr_avg(model_dir))
+    def xsr_avg(folder: str) -> dict[str, float]:
+        return average(xsr_scores(load_encoder(folder), load_tokenizer(folder), args))
+
+    before = _done(args.out / "results" / name / "xsr.json")  # the method's own XSR unit, when it has run
+    xsr_before = average(before["by_layer"]) if before and "by_layer" in before else xsr_avg(model_dir)
     return _write(path, {"method": name, "task": task, "seed": seed, "xsr_before": xsr_before,
                          "xsr_after": xsr_avg(tuned_dir), "distances_before": _word_distances(model_dir, args),
                          "distances_after": _word_distances(tuned_dir, args), "distance_layer": "last",
