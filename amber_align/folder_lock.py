@@ -18,6 +18,7 @@ import json
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ def locked_directory(directory: str | os.PathLike) -> Iterator[None]:
 
 def _describe(holder: dict[str, Any]) -> str:
     if not holder.get("pid"):
-        return "a run that is just starting"
+        return "run that is just starting"
     where = f" on {holder['host']}" if holder.get("host") and holder["host"] != socket.gethostname() else ""
     what = f"{holder['command']} run" if holder.get("command") else "run"
     return f"{what} pid {holder['pid']}{where}, started {holder.get('started', '?')}"
@@ -88,7 +89,7 @@ class FolderLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = self._read(fd)
+                holder = self._read_holder(fd)
                 os.close(fd)
                 raise FolderInUseError(
                     f"output_dir: {str(self.folder)!r} is in use by another {_describe(holder)} (lock "
@@ -108,6 +109,17 @@ class FolderLock:
         os.fsync(fd)
         self._fd = fd
         return self
+
+    @classmethod
+    def _read_holder(cls, fd: int, wait_s: float = 2.0) -> dict[str, Any]:
+        """The holder's record. The holder writes it just after taking the lock, so a run refused in between
+        finds the file empty: read again for up to ``wait_s`` seconds before naming a run that is just starting."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            holder = cls._read(fd)
+            if holder.get("pid") or time.monotonic() >= deadline:
+                return holder
+            time.sleep(0.02)
 
     @staticmethod
     def _read(fd: int) -> dict[str, Any]:

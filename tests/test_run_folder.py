@@ -47,6 +47,31 @@ def test_folder_lock_refuses_a_second_holder_naming_the_first(tmp_path):
     assert not again.held
 
 
+def test_a_run_refused_before_the_holder_wrote_its_record_waits_for_the_record(tmp_path):
+    """The holder writes pid/host/start just after taking the flock; a run refused in that gap reads again and
+    names the holder (the CI race of stop 28), and one whose holder never writes says 'a run that is just
+    starting'."""
+    import fcntl
+    import threading
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    record = {"pid": 4242, "host": socket.gethostname(), "started": "now", "command": "align"}
+    writer = threading.Timer(0.3, lambda: os.pwrite(fd, json.dumps(record).encode(), 0))
+    writer.start()
+    try:
+        with pytest.raises(FolderInUseError, match="is in use by another align run pid 4242, started now"):
+            FolderLock(folder, "finetune").acquire()
+        os.ftruncate(fd, 0)
+        with pytest.raises(FolderInUseError, match="in use by another run that is just starting"):
+            FolderLock(folder, "finetune").acquire()  # after the 2 s wait
+    finally:
+        writer.cancel()
+        os.close(fd)
+
+
 def test_two_align_runs_into_one_folder_exactly_one_trains_and_the_other_names_it(tmp_path):
     """Both start at once; the winner pauses after checkpoint-2 (holding the folder) until the loser has exited 2
     with one line naming the winner's pid; then the winner finishes a complete model and nothing of it is lost."""
