@@ -187,6 +187,9 @@ def test_sanity_gate_reads_perplexity_xsr_and_nli():
     (["--seeds", "0,one"], "--seeds: expected comma-separated integers, got '0,one'"),
     (["--control_languages", "ja,ar"], "--control_languages: ['ar'] are also aligned"),
     (["--xsr_layers=-1,mid"], "--xsr_layers: expected comma-separated integers, got '-1,mid'"),
+    (["--methods", "cao_mean", "--corpus", "no-corpus"], "--corpus: no-corpus/parallel/ar-en.ar not found"),
+    (["--methods", "none", "--tasks", "xsr", "--align_languages", "it", "--data", "no-data"],
+     "--data: no-data/xsr/tatoeba/tatoeba.ita-eng.ita not found: Tatoeba has no test set for 'it'"),
 ])
 def test_compare_rejects_bad_arguments(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:

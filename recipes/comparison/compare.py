@@ -361,6 +361,31 @@ def _ints(parser: argparse.ArgumentParser, flag: str, text: str) -> list[int]:
         parser.error(f"--{flag}: expected comma-separated integers, got {text!r}")
 
 
+def check_inputs(args: argparse.Namespace, tasks: set[str], methods: list[str],
+                 parser: argparse.ArgumentParser) -> None:
+    """Refuse, before any alignment trains, a language whose corpus or Tatoeba files are missing (exit 2, one
+    line naming the file), so that a long run never fails at its first evaluation."""
+    from amber_align.errors import AmberAlignError
+    from amber_align.tasks.retrieval import tatoeba_code
+
+    if any(METHODS[m] is not None or m == "procrustes" for m in methods) or "nli_continual" in tasks:
+        for source in _sources(args.corpus, args.max_pairs, args.align_languages):
+            for key in ("src_file", "tgt_file"):
+                if not Path(source[key]).is_file():
+                    parser.error(f"--corpus: {source[key]} not found (--align_languages {source['src_lang']})")
+    if "xsr" in tasks:
+        tatoeba = args.data / "xsr" / "tatoeba"
+        for lang in args.align_languages + args.control_languages:
+            try:
+                code = tatoeba_code(lang, tatoeba)
+            except AmberAlignError as err:
+                parser.error(f"--align_languages/--control_languages: {err}")
+            for path in (tatoeba / f"tatoeba.{code}-eng.{code}", tatoeba / f"tatoeba.{code}-eng.eng"):
+                if not path.is_file():
+                    parser.error(f"--data: {path} not found: Tatoeba has no test set for {lang!r}; leave it out "
+                                 f"of --align_languages/--control_languages or drop 'xsr' from --tasks")
+
+
 def _languages(text: str) -> tuple[str, ...]:
     return tuple(lang.strip() for lang in text.split(",") if lang.strip())
 
@@ -423,6 +448,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--control_languages: {overlap} are also aligned (--align_languages); a control is not")
     args.continual_methods = {m.strip() for m in args.continual_methods.split(",")}
     task_methods = {m.strip() for m in args.task_methods.split(",")}
+    check_inputs(args, tasks, methods, parser)
     check_settings(args, parser)
     args.model = resolve_model(args.model)
     started = time.time()
