@@ -204,3 +204,28 @@ def test_a_ner_head_with_entity_f1_0_on_english_is_warned_about(tmp_path, files,
     assert report["metrics"]["eval_ner_en_f1"] == 0.0  # 2 steps of a random tiny model
     assert any("finetune ner: entity F1 on en (the training language) is 0 after 2 steps" in r.getMessage()
                for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_an_nli_head_that_predicts_one_class_on_english_is_warned_about(tmp_path, files, caplog, monkeypatch):
+    """Issue 23 item 9: a head predicting one class for everything finished without a word. The predictions are
+    forced to one class (2 steps of a tiny model may or may not collapse)."""
+    import logging
+
+    import numpy as np
+    from transformers import Trainer
+
+    real_predict = Trainer.predict
+
+    def one_class(self, dataset, *args, **kwargs):
+        out = real_predict(self, dataset, *args, **kwargs)
+        logits = np.zeros_like(out.predictions)
+        logits[:, 1] = 1.0
+        return out._replace(predictions=logits)
+
+    monkeypatch.setattr(Trainer, "predict", one_class)
+    with caplog.at_level(logging.WARNING):
+        run_finetune(_config(tmp_path, files, "nli"))
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "finetune nli" in r.getMessage()]
+    assert len(warned) == 1, warned  # the training language only, not de
+    assert "finetune nli: the head predicts" in warned[0] and "for all 4 en examples (the training language)" \
+        in warned[0]

@@ -14,12 +14,15 @@ from typing import Any
 import datasets
 
 from amber_align.errors import ConfigError
+from amber_align.logging_utils import get_logger
 
 __all__ = ["TaskHandler", "labels_mean_cross_entropy", "NerHandler", "NliHandler", "QaHandler", "TatoebaHandler",
            "BuccHandler", "MLQA_LANGUAGES"]
 
 #: languages of MLQA (whose official script has article rules for them)
 MLQA_LANGUAGES = frozenset({"ar", "de", "en", "es", "hi", "vi", "zh"})
+
+logger = get_logger(__name__)
 
 
 class TaskHandler:
@@ -179,7 +182,12 @@ class NliHandler(TaskHandler):
         label2id = {label: i for i, label in enumerate(labels)}
         feats = tokenize_nli(ds, tokenizer, label2id, max_length=config.max_seq_length, source=source)
         out = trainer.predict(feats, metric_key_prefix=f"predict_{lang}")
-        return metrics.accuracy(out.predictions.argmax(-1).tolist(), feats["labels"])
+        predicted = out.predictions.argmax(-1).tolist()
+        if lang == config.train_language and len(predicted) > 1 and len(set(predicted)) == 1:
+            logger.warning(f"finetune nli: the head predicts {labels[predicted[0]]!r} for all {len(predicted)} "
+                           f"{lang} examples (the training language): it learned one class only; train longer, "
+                           "check the learning rate and the labels; the other languages' scores mean nothing")
+        return metrics.accuracy(predicted, feats["labels"])
 
 
 class QaHandler(TaskHandler):
