@@ -35,6 +35,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from amber_align.errors import ConfigError, DataFormatError
+from amber_align.recipe_paths import resolve_recipe_paths
 from amber_align.trainers import get_method
 from amber_align.validation import check_type
 
@@ -69,8 +70,9 @@ def _load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file into a dict (errors name the file and the YAML problem)."""
+def read_config_file(path: str | Path, *, resolve_paths: bool = True) -> dict[str, Any]:
+    """Read a YAML config file into a dict (errors name the file and the YAML problem). With ``resolve_paths``,
+    relative input paths that exist next to the file are read from there (:mod:`amber_align.recipe_paths`)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -87,7 +89,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise DataFormatError(f"expected a mapping of config fields at the top level, got {type(data).__name__}",
                               path=path)
-    return data
+    return resolve_recipe_paths(data, path) if resolve_paths else data
 
 
 def _yaml_value(text: str) -> Any:
@@ -274,7 +276,7 @@ def alignment_parser(argv: Sequence[str], *, prog: str = "amber-align align") ->
     if method is None:
         path = next((argv[i + 1] for i, a in enumerate(argv) if a == "--config" and i + 1 < len(argv)),
                     next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None))
-        method = read_config_file(path).get("method", "cao") if path else "cao"
+        method = read_config_file(path, resolve_paths=False).get("method", "cao") if path else "cao"
     from amber_align.trainers import METHODS
 
     spec = get_method(method)

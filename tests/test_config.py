@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from amber_align.config_io import load_config, parse_overrides
@@ -263,3 +265,55 @@ def test_an_output_dir_that_is_a_file_is_refused(tmp_path, capsys):
         CaoConfig(output_dir=str(tmp_path / "taken"), report_to=[])
     assert main(["finetune", "--task", "nli", "--output_dir", str(tmp_path / "taken")]) == 2
     assert "TaskConfig.output_dir: " in capsys.readouterr().err
+
+
+def test_relative_paths_in_a_config_file_are_read_against_its_folder(tmp_path, monkeypatch, caplog):
+    """Issue 23 item 7: a recipe's relative input paths resolve against the recipe's folder (and say so); paths
+    that exist only under the current directory, Hub ids, output folders and command-line values are left alone."""
+    import logging
+
+    from amber_align.config_io import read_config_file
+    from amber_align.tasks.config import TaskConfig
+
+    recipe_dir, cwd = tmp_path / "exp", tmp_path / "cwd"
+    (recipe_dir / "data").mkdir(parents=True)
+    (cwd / "data").mkdir(parents=True)
+    for name in ("de-en.de", "de-en.en", "both.txt"):
+        (recipe_dir / "data" / name).write_text("a\n", encoding="utf-8")
+    (cwd / "data" / "both.txt").write_text("a\n", encoding="utf-8")
+    (cwd / "data" / "only-here.txt").write_text("a\n", encoding="utf-8")
+    (recipe_dir / "cao.yaml").write_text(
+        "model_name_or_path: bert-base-multilingual-cased\n"
+        "output_dir: out\n"
+        "train_data:\n"
+        "  - {src_file: data/de-en.de, tgt_file: data/de-en.en, src_lang: de, tgt_lang: en}\n"
+        "  - {file: data/only-here.txt, format: bar, src_lang: fr, tgt_lang: en}\n"
+        "dedup_eval_files: [data/both.txt]\n", encoding="utf-8")
+    monkeypatch.chdir(cwd)
+    with caplog.at_level(logging.INFO, logger="amber_align"):
+        values = read_config_file("../exp/cao.yaml")
+    first, second = values["train_data"]
+    assert first["src_file"] == "../exp/data/de-en.de" and first["tgt_file"] == "../exp/data/de-en.en"
+    assert second["file"] == "data/only-here.txt"  # exists only under the current directory: as written
+    assert values["dedup_eval_files"] == ["../exp/data/both.txt"]  # in both folders: the recipe's wins ...
+    assert any("exists both next to the config file" in r.getMessage() and r.levelno == logging.WARNING
+               for r in caplog.records)  # ... and a warning names both
+    assert any("train_data[0].src_file 'data/de-en.de' read relative to the config file" in r.getMessage()
+               for r in caplog.records)
+    assert values["model_name_or_path"] == "bert-base-multilingual-cased" and values["output_dir"] == "out"
+    config = load_config("../exp/cao.yaml", ["--max_steps", "2"])  # the config built from it sees the same paths
+    assert config.train_data[0]["src_file"] == "../exp/data/de-en.de"
+    assert config.output_dir == "out"
+    # a task recipe: eval_data {lang: path | mapping} and data_dir
+    (recipe_dir / "data" / "dev-de.tsv").write_text("x\n", encoding="utf-8")
+    (recipe_dir / "nli.yaml").write_text(
+        "task: nli\ntrain_data: {file: data/de-en.de, format: xnli}\ndata_dir: data\n"
+        "eval_data: {de: data/dev-de.tsv, fr: {file: data/missing.tsv}}\n", encoding="utf-8")
+    values = read_config_file(recipe_dir / "nli.yaml")
+    assert values["train_data"] == {"file": str(recipe_dir / "data" / "de-en.de"), "format": "xnli"}
+    assert values["data_dir"] == str(recipe_dir / "data")
+    assert values["eval_data"] == {"de": str(recipe_dir / "data" / "dev-de.tsv"), "fr": {"file": "data/missing.tsv"}}
+    from amber_align.recipe_paths import INPUT_PATH_FIELDS  # the fields it reads exist on the configs
+
+    names = {f.name for f in dataclasses.fields(TaskConfig)} | {f.name for f in dataclasses.fields(CaoConfig)}
+    assert set(INPUT_PATH_FIELDS) <= names

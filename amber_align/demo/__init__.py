@@ -75,7 +75,7 @@ def minilm_path() -> Path:
 
 def _demo_values(overrides: Sequence[str] | Mapping[str, Any], recipe: str = "recipe.yaml") -> dict[str, Any]:
     base = demo_dir()
-    values = read_config_file(base / recipe)
+    values = read_config_file(base / recipe, resolve_paths=False)  # resolved below, quietly
     for source in values.get("train_data", []):
         for key in _PATH_KEYS:
             if source.get(key):
