@@ -291,3 +291,22 @@ def test_concurrent_writers_of_different_tasks_keep_both(tmp_path, monkeypatch):
     doc = load_results(tmp_path)
     assert sorted(doc["tasks"]) == ["ner", "qa", "xsr"]
     assert doc["tasks"]["ner"]["languages"]["es"]["f1"] == 70.0 + 14
+
+
+def test_compare_ner_and_nli_runs_at_once_takes_each_task_baseline_from_its_own_runs(tmp_path):
+    """Issue 23 item 8: ``compare mbert-ner aligned-ner mbert-nli aligned-nli`` used the first run (which has no
+    NLI) as the baseline of both tasks; each task's Δ is now taken against the first run that has that task."""
+    runs = {name: tmp_path / name for name in ("mbert-ner", "aligned-ner", "mbert-nli", "aligned-nli")}
+    write_results(runs["mbert-ner"], "ner", {"en": {"f1": 80.0}, "es": {"f1": 60.0}})
+    write_results(runs["aligned-ner"], "ner", {"en": {"f1": 81.0}, "es": {"f1": 64.0}})
+    write_results(runs["mbert-nli"], "nli", {"en": {"accuracy": 70.0}, "de": {"accuracy": 50.0}})
+    write_results(runs["aligned-nli"], "nli", {"en": {"accuracy": 71.0}, "de": {"accuracy": 55.5}})
+    result = compare_runs(list(runs.values()), out_dir=tmp_path / "cmp")
+    assert result.tasks == ["ner", "nli"]
+    assert result.baselines == {"ner": "mbert-ner", "nli": "mbert-nli"}
+    md = result.markdown
+    assert "ner: **mbert-ner**" in md and "nli: **mbert-nli**" in md
+    assert "| es | 60.0 | 64.0 | +4.0 |" in md  # NER: aligned-ner − mbert-ner
+    assert "| de | 50.0 | 55.5 | +5.5 |" in md  # NLI: aligned-nli − mbert-nli, not against a run without NLI
+    assert "accuracy Δ (aligned-nli − mbert-nli)" in md and "f1 Δ (aligned-ner − mbert-ner)" in md
+    _assert_png(tmp_path / "cmp" / "comparison_nli.png")

@@ -1,7 +1,11 @@
-"""Runs side by side: ``compare_runs`` reads each run's ``results.json`` (the first run is the baseline, e.g. mBERT
-before alignment), keeps the tasks at least two runs have, and writes ``comparison.md`` (values and the difference
-to the baseline per language, with the macro average over the languages every run has) plus
-``comparison_{task}.png`` (``amber-align compare``). Every file is written atomically.
+"""Runs side by side: ``compare_runs`` reads each run's ``results.json``, keeps the tasks at least two runs have,
+and writes ``comparison.md`` (values and the difference to the baseline per language, with the macro average over
+the languages every run has) plus ``comparison_{task}.png`` (``amber-align compare``). Every file is written
+atomically.
+
+The baseline is chosen per task: the first run, in the given order, that has the task (e.g. mBERT before
+alignment). ``compare mbert-ner aligned-ner mbert-nli aligned-nli`` thus compares NER against ``mbert-ner`` and
+XNLI against ``mbert-nli``, and a task's table lists only the runs that have it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ class ComparisonResult:
     """What :func:`compare_runs` produced.
 
     ``table[task][lang][metric]`` is the list of values, one per run in the given order (``None`` where a run
-    lacks it); ``lang == "average"`` is the macro average over the languages every run has.
+    lacks it); ``lang == "average"`` is the macro average over the languages every run has. ``baselines[task]``
+    names the run that task's Δ columns are taken against (the first run that has the task).
     """
 
     markdown: str
@@ -37,6 +42,7 @@ class ComparisonResult:
     table: dict[str, dict[str, dict[str, list[float | None]]]]
     names: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
+    baselines: dict[str, str] = field(default_factory=dict)
 
 
 def _run_names(run_dirs: Sequence[Path], names: Sequence[str] | None) -> list[str]:
@@ -118,10 +124,12 @@ def _comparison_markdown(task: str, table: dict[str, dict[str, list]], names: Se
 
 def compare_runs(run_dirs: Sequence[str | os.PathLike], *, out_dir: str | os.PathLike | None = None,
                  names: Sequence[str] | None = None, tasks: Sequence[str] | None = None) -> ComparisonResult:
-    """Put runs side by side; the first run is the baseline every Δ is taken against (Δ = run − baseline).
+    """Put runs side by side; per task, the first run that has it is the baseline its Δ are taken against
+    (Δ = run − baseline).
 
     Compares ``tasks`` (each must be in every run) or else every task present in 2+ runs. Per task: a Markdown
-    table with, per metric, one column per run and one Δ column per non-baseline run; "—" where a run lacks the
+    table with, per metric, one column per run that has the task and one Δ column per non-baseline run; "—" where
+    a run lacks the
     language; an ``average`` row over the languages every run has (so its Δ compares like with like). Writes
     ``comparison.md`` and ``comparison_{task}.png`` (primary metric per language, and Δ vs the baseline) into
     ``out_dir`` (default ``./comparison``) once everything has been built. ``names`` default to the run
@@ -140,16 +148,28 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike], *, out_dir: str | os.Pat
     for name, path, doc in zip(names, paths, docs):
         models = dict.fromkeys(str(e["meta"]["model"]) for e in doc["tasks"].values() if e["meta"].get("model"))
         runs.append(_md_row([_esc(name), f"`{path}`", _esc(", ".join(models)) or MISSING]))
-    sections = ["# Comparison", "", f"Baseline: **{_esc(names[0])}**; Δ = run − baseline, in points.", "", *runs, ""]
+    entries = {task: [doc["tasks"].get(task) for doc in docs] for task in selected}
+    have = {task: [i for i, e in enumerate(entries[task]) if e is not None] for task in selected}
+    baselines = {task: names[have[task][0]] for task in selected}
+    if len(set(baselines.values())) == 1:
+        head = f"Baseline: **{_esc(baselines[selected[0]])}**; Δ = run − baseline, in points."
+    else:
+        head = ("Baseline per task (the first run that has it): "
+                + ", ".join(f"{_esc(t)}: **{_esc(b)}**" for t, b in baselines.items()) + "; Δ = run − baseline, "
+                "in points.")
+    sections = ["# Comparison", "", head, "", *runs, ""]
     from amber_align.tasks.plots import comparison_chart
 
     tables: dict[str, dict[str, dict[str, list]]] = {}
     files: list[tuple[Path, bytes]] = []
     for task in selected:
-        table, common, excluded = _comparison_table([doc["tasks"].get(task) for doc in docs])
+        table, common, excluded = _comparison_table(entries[task])
         tables[task] = table
-        sections.append(_comparison_markdown(task, table, names, common, excluded))
-        files.append((out / f"comparison_{task}.png", comparison_chart(task, table, names)))
+        own = have[task]  # the runs that have this task, the baseline first
+        shown = {lang: {m: [vals[i] for i in own] for m, vals in row.items()} for lang, row in table.items()}
+        shown_names = [names[i] for i in own]
+        sections.append(_comparison_markdown(task, shown, shown_names, common, excluded))
+        files.append((out / f"comparison_{task}.png", comparison_chart(task, shown, shown_names)))
     markdown = "\n".join(sections)
     md_path = out / "comparison.md"
     atomic_write_text(md_path, markdown)
@@ -157,4 +177,4 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike], *, out_dir: str | os.Pat
         atomic_write_bytes(path, data)
     logger.info("compared %s on %s: wrote %s", ", ".join(names), ", ".join(selected), out)
     return ComparisonResult(markdown=markdown, paths=[md_path, *(p for p, _ in files)], table=tables,
-                            names=list(names), tasks=selected)
+                            names=list(names), tasks=selected, baselines=baselines)
