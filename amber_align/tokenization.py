@@ -286,12 +286,13 @@ def check_tokenizer_matches_model(tokenizer: PreTrainedTokenizerBase, model_or_c
     """Raise :class:`TokenizerMismatchError` when ``tokenizer`` can produce ids the model cannot embed.
 
     Checked: ``len(tokenizer)`` (added tokens included) must not exceed ``config.vocab_size``; the pad id must be
-    below ``vocab_size``; for RoBERTa-family models (position ids are counted from ``config.pad_token_id``) the
-    tokenizer's pad id must equal the config's. A tokenizer somewhat *smaller* than the embedding matrix is fine
-    (checkpoints pad their matrices: multilingual-e5 has 250,002 pieces for 250,037 rows, mDeBERTa-v3 has spare rows
-    too), up to ``MAX_SPARE_ROWS``; beyond that it is another model's tokenizer (MiniLM's 30,522 pieces in a
-    69,505-row mini mBERT would train a model whose ids mean other pieces) and is refused. ``name`` labels the model
-    in the message (else its ``name_or_path``).
+    below ``vocab_size``; the class ``config.tokenizer_class`` names, the special ids the config records and the
+    casing of a WordPiece vocabulary against its settings must agree (issue 23 item 3); for RoBERTa-family models
+    (position ids are counted from ``config.pad_token_id``) the tokenizer's pad id must equal the config's. A
+    tokenizer somewhat *smaller* than the embedding matrix is fine (checkpoints pad their matrices: multilingual-e5
+    has 250,002 pieces for 250,037 rows, mDeBERTa-v3 has spare rows too), up to ``MAX_SPARE_ROWS``; beyond that it
+    is another model's tokenizer (MiniLM's 30,522 pieces in a 69,505-row mini mBERT would train a model whose ids
+    mean other pieces) and is refused. ``name`` labels the model in the message (else its ``name_or_path``).
     """
     config = getattr(model_or_config, "config", model_or_config)
     if not isinstance(config, PretrainedConfig) and not hasattr(config, "vocab_size"):
@@ -327,6 +328,88 @@ def check_tokenizer_matches_model(tokenizer: PreTrainedTokenizerBase, model_or_c
             f"(config.vocab_size): {vocab_size - tok_size} rows would never be used, more than the "
             f"{MAX_SPARE_ROWS} spare rows a checkpoint pads its matrix with; is it another model's tokenizer? Load "
             "the tokenizer saved with this model.")
+    _check_tokenizer_class(tokenizer, config, tok_name, model_name)
+    _check_special_ids(tokenizer, config, tok_name, model_name)
+    _check_casing(tokenizer, tok_name)
+
+
+def _class_stem(name: str) -> str:
+    return name[:-4] if name.endswith("Fast") else name
+
+
+#: tokenizer classes that say nothing about the vocabulary (a tokenizer.json loaded without a named class)
+_GENERIC_TOKENIZER_CLASSES = {"PreTrainedTokenizer", "TokenizersBackend", "SentencePieceBackend",
+                              "PythonBackend", "PreTrainedTokenizerBase"}
+
+
+def _check_tokenizer_class(tokenizer: Any, config: Any, tok_name: str, model_name: str) -> None:
+    """The class ``config.tokenizer_class`` names (multilingual-e5: a BERT config naming ``XLMRobertaTokenizer``)
+    must be the tokenizer's class, ``Fast`` or not; a generic class (no family) is not compared."""
+    named = getattr(config, "tokenizer_class", None)
+    have = type(tokenizer).__name__
+    if not named or not isinstance(tokenizer, PreTrainedTokenizerBase) or \
+            _class_stem(have) in _GENERIC_TOKENIZER_CLASSES:
+        return
+    if _class_stem(str(named)) != _class_stem(have):
+        raise TokenizerMismatchError(
+            f"model {model_name} names tokenizer_class {named!r} in its config but the tokenizer {tok_name} is a "
+            f"{have}: another model's tokenizer? Load the tokenizer saved with this model, or correct "
+            "config.tokenizer_class.")
+
+
+def _check_special_ids(tokenizer: Any, config: Any, tok_name: str, model_name: str) -> None:
+    """Special ids the config records (``bos/eos/sep/cls_token_id``, XLM-R: 0 and 2) must be the tokenizer's: a
+    model pretrained to read ``<s>`` at id 0 would otherwise read another piece. BERT configs record none."""
+    for key in ("bos", "eos", "sep", "cls"):
+        model_id = getattr(config, f"{key}_token_id", None)
+        tok_id = getattr(tokenizer, f"{key}_token_id", None)
+        if isinstance(model_id, int) and isinstance(tok_id, int) and model_id != tok_id:
+            raise TokenizerMismatchError(
+                f"tokenizer {tok_name} has {key}_token_id {tok_id} ({getattr(tokenizer, f'{key}_token', None)!r}) "
+                f"but model {model_name} has config.{key}_token_id={model_id}: another model's tokenizer? "
+                "Expected equal special ids; load the tokenizer saved with this model.")
+
+
+def _lowercases(normalizer_state: Any) -> bool:
+    if isinstance(normalizer_state, dict):
+        if normalizer_state.get("type") == "Lowercase" or normalizer_state.get("lowercase") is True:
+            return True
+        return any(_lowercases(v) for v in normalizer_state.values())
+    if isinstance(normalizer_state, list):
+        return any(_lowercases(v) for v in normalizer_state)
+    return False
+
+
+def _check_casing(tokenizer: Any, tok_name: str) -> None:
+    """A WordPiece vocabulary and its tokenizer settings must agree on casing: lowercasing input while the
+    vocabulary holds capitalised pieces (a cased vocabulary with an uncased ``tokenizer_config``) or keeping case
+    while the vocabulary holds none (an uncased vocabulary, cased settings: every capital becomes ``[UNK]``)
+    silently changes every id the model was trained on. Checked only for WordPiece vocabularies of 1,000+ pieces
+    (Unigram/BPE vocabularies carry their casing in the pieces)."""
+    import json
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or type(backend.model).__name__ != "WordPiece" or backend.normalizer is None:
+        return
+    try:
+        lowercase = _lowercases(json.loads(backend.normalizer.__getstate__()))
+    except (TypeError, ValueError, AttributeError):
+        return
+    specials = set(getattr(tokenizer, "all_special_tokens", []))
+    pieces = [p for p in tokenizer.get_vocab() if p not in specials and not (p.startswith("[") and p.endswith("]"))]
+    if len(pieces) < 1000:
+        return
+    capitalised = sum(1 for p in pieces if any(c.isupper() for c in p))
+    if lowercase and capitalised > 0.01 * len(pieces):
+        raise TokenizerMismatchError(
+            f"tokenizer {tok_name} lowercases its input but {capitalised} of its {len(pieces)} pieces have capitals "
+            "(a cased vocabulary with uncased settings): those pieces could never be produced. Load the tokenizer "
+            "saved with this model, or set do_lower_case to false.")
+    if not lowercase and capitalised <= 0.001 * len(pieces):  # symbols such as ℝ stay "upper" when lowercased
+        raise TokenizerMismatchError(
+            f"tokenizer {tok_name} keeps case but {capitalised} of its {len(pieces)} pieces have capitals (an uncased "
+            "vocabulary with cased settings): every capitalised word would become [UNK]. Load the tokenizer saved "
+            "with this model, or set do_lower_case to true.")
 
 
 def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:

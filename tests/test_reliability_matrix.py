@@ -182,12 +182,20 @@ def _other_hidden_size(d: Path) -> None:
     (d / "config.json").write_text(json.dumps(config))
 
 
+def _named_tokenizer_class(d: Path) -> None:
+    config = json.loads((d / "config.json").read_text())
+    config.update(tokenizer_class="XLMRobertaTokenizer")  # an mBERT folder whose config names XLM-R's tokenizer
+    (d / "config.json").write_text(json.dumps(config))
+
+
 MODEL_CASES = {
     "no weights": (_no_weights, [r"no model weights found \(expected model\.safetensors\)"]),
     "only pickle .bin weights": (_pickle_only, [r"pytorch_model\.bin", r"allow_pickle_weights"]),
     "truncated safetensors": (_truncated, [r"model\.safetensors: truncated or corrupt safetensors file"]),
     "no tokenizer files": (_no_tokenizer, [r"no tokenizer files"]),
     "tokenizer larger than the vocabulary": (_small_vocab, [r"1000", r"119547"]),
+    "tokenizer of another class than config.tokenizer_class": (_named_tokenizer_class, [
+        r"names tokenizer_class 'XLMRobertaTokenizer' in its config but the tokenizer .* is a BertTokenizer"]),
     "model that needs its own code": (_remote_code, [r"needs its own Python code", r"trust_remote_code is never set"]),
     "config hidden_size other than the weights'": (_other_hidden_size, [
         r"config\.json: hidden_size is 64 but the weights are 32 wide \(embeddings\.word_embeddings\.weight in "

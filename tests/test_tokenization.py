@@ -269,3 +269,39 @@ def test_special_token_ids():
     assert special_token_ids(mbert_tokenizer()) == {"cls": 101, "sep": 102, "pad": 0, "mask": 103, "unk": 100}
     assert special_token_ids(xlmr_tokenizer()) == {"cls": 0, "sep": 2, "pad": 1, "mask": 250001, "unk": 3,
                                                    "bos": 0, "eos": 2}
+
+
+def test_another_models_tokenizer_is_refused_by_class_special_ids_and_casing(tmp_path):
+    """Issue 23 item 3: besides sizes, what can be checked cheaply is checked, naming both sides: the class the
+    config names, the special ids the config records, a WordPiece vocabulary's casing against its settings. The
+    legitimate cases pass: a BERT config naming XLMRobertaTokenizer with an XLM-R tokenizer (multilingual-e5)."""
+    from transformers import BertTokenizerFast
+
+    xlmr, mbert = xlmr_tokenizer(), mbert_tokenizer()
+    e5_like = tiny_config("mbert", vocab_size=len(xlmr) + 35, pad_token_id=1, tokenizer_class="XLMRobertaTokenizer")
+    check_tokenizer_matches_model(xlmr, e5_like)  # BERT config + XLM-R tokenizer, padded rows: fine
+    wrong_class = tiny_config("mbert", vocab_size=len(mbert), tokenizer_class="XLMRobertaTokenizer")
+    with pytest.raises(TokenizerMismatchError, match=r"names tokenizer_class 'XLMRobertaTokenizer' .* is a "
+                                                     r"BertTokenizer"):
+        check_tokenizer_matches_model(mbert, wrong_class, name="e5-folder")
+    # XLM-R config records bos 0 / eos 2: a tokenizer whose <s> sits elsewhere is refused
+    moved = tiny_config("xlmr", vocab_size=len(xlmr), bos_token_id=5)
+    with pytest.raises(TokenizerMismatchError, match=r"bos_token_id 0 \('<s>'\) but model student has "
+                                                     r"config.bos_token_id=5"):
+        check_tokenizer_matches_model(xlmr, moved, name="student")
+    # casing: mBERT's cased vocabulary with lowercasing settings, and a lowercased vocabulary kept cased
+    vocab = mbert.get_vocab()
+    uncased_settings = BertTokenizerFast(vocab=vocab, do_lower_case=True)
+    with pytest.raises(TokenizerMismatchError, match=r"lowercases its input but \d+ of its \d+ pieces have capitals"):
+        check_tokenizer_matches_model(uncased_settings, tiny_config("mbert", vocab_size=len(mbert)))
+    lowered: dict[str, int] = {}
+    for piece in sorted(vocab, key=vocab.get):
+        if piece.startswith("[") and piece.endswith("]"):
+            lowered.setdefault(piece, len(lowered))
+        else:
+            lowered.setdefault(piece.lower(), len(lowered))
+    cased_settings = BertTokenizerFast(vocab=lowered, do_lower_case=False)
+    with pytest.raises(TokenizerMismatchError, match=r"keeps case but 4 of its \d+ pieces have capitals"):
+        check_tokenizer_matches_model(cased_settings, tiny_config("mbert", vocab_size=len(lowered)))
+    check_tokenizer_matches_model(BertTokenizerFast(vocab=lowered, do_lower_case=True),
+                                  tiny_config("mbert", vocab_size=len(lowered)))  # uncased and lowercasing: fine
