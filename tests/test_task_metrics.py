@@ -405,3 +405,25 @@ def test_evaluate_module_loads_offline_from_a_copy(tmp_path):
     assert "{'exact_match': 100.0, 'f1': 100.0}" in out.stdout
     assert set(EVALUATE_MODULES) == {p.name for p in Path(evaluate_module_path("bucc_f1")).parent.iterdir()
                                      if (p / f"{p.name}.py").is_file()}
+
+
+def test_evaluate_bucc_encodes_each_side_of_each_split_once_with_a_named_progress_bar(monkeypatch):
+    """Issue 23 item 9: BUCC encoded a split's sides again when the dev split was also the evaluation split (a
+    dev-only folder), with no progress bar saying what was encoded. Each split is encoded once, labelled."""
+    import amber_align.tasks.bucc as bucc
+
+    calls: list[tuple[int, str]] = []
+    real = bucc.encode_sentences
+
+    def counting(model, tokenizer, sentences, **kwargs):
+        calls.append((len(sentences), kwargs["desc"]))
+        return real(model, tokenizer, sentences, **kwargs)
+
+    monkeypatch.setattr(bucc, "encode_sentences", counting)
+    model, tokenizer = tiny_model("mbert"), mbert_tokenizer()
+    evaluate_bucc(model, tokenizer, ["de"], BUCC_DIR, layer=1, dev_split="sample", eval_split="sample")
+    assert [desc for _, desc in calls] == ["BUCC de sample: source side", "BUCC de sample: English side"]
+    calls.clear()
+    evaluate_bucc(model, tokenizer, ["de"], BUCC_DIR, layer=1)  # sample for the threshold, training scored
+    assert [desc for _, desc in calls] == ["BUCC de sample: source side", "BUCC de sample: English side",
+                                           "BUCC de training: source side", "BUCC de training: English side"]

@@ -348,17 +348,19 @@ def _unique(ids: Sequence[str], sentences: Sequence[str]) -> tuple[list[str], li
 
 
 def bucc_candidates(model: torch.nn.Module, tokenizer: Any, data: BuccData, *, layer: int = -1, k: int = 4,
-                    mode: str = "max", batch_size: int = 64,
-                    device: str | torch.device | None = None) -> list[tuple[str, str, float]]:
+                    mode: str = "max", batch_size: int = 64, device: str | torch.device | None = None,
+                    label: str = "BUCC") -> list[tuple[str, str, float]]:
     """Mined ``(src_id, tgt_id, margin)`` candidates of one split (no threshold applied), best first.
 
     Identical sentences are embedded and mined once; a mined text pair yields every id pair carrying those texts.
+    Each side is encoded once, with a progress bar labelled ``label`` and the side (``BUCC de sample: en``).
     """
     src_texts, src_groups = _unique(data.src_ids, data.src_sentences)
     tgt_texts, tgt_groups = _unique(data.tgt_ids, data.tgt_sentences)
-    kwargs = dict(layer=layer, batch_size=batch_size, device=device)
-    x = encode_sentences(model, tokenizer, src_texts, **kwargs)
-    y = encode_sentences(model, tokenizer, tgt_texts, **kwargs)
+    logger.info("%s: encoding %d + %d distinct sentences (layer %d)", label, len(src_texts), len(tgt_texts), layer)
+    kwargs = dict(layer=layer, batch_size=batch_size, device=device, show_progress=None)
+    x = encode_sentences(model, tokenizer, src_texts, desc=f"{label}: source side", **kwargs)
+    y = encode_sentences(model, tokenizer, tgt_texts, desc=f"{label}: English side", **kwargs)
     mine_device = device if device is not None else next(model.parameters()).device
     mined = mine_candidates(x, y, k, mode, device=mine_device)
     return [(s, t, score) for i, j, score in mined for s in src_groups[i] for t in tgt_groups[j]]
@@ -384,7 +386,7 @@ def evaluate_bucc(model: torch.nn.Module, tokenizer: Any, languages: Sequence[st
     kwargs = dict(layer=layer, k=k, mode=mode, batch_size=batch_size, device=device)
     for lang in languages:
         splits = {}
-        for split in (dev_split, eval_split):
+        for split in dict.fromkeys((dev_split, eval_split)):
             data = read_bucc(data_dir, lang, split)
             if max_sentences is not None:
                 data = data.truncate(max_sentences)
@@ -392,10 +394,12 @@ def evaluate_bucc(model: torch.nn.Module, tokenizer: Any, languages: Sequence[st
                     raise ConfigError(f"BUCC {lang} {split}: no gold pair has both sentences among the first "
                                       f"{max_sentences}; raise max_eval_examples")
             splits[split] = data
-        dev = splits[dev_split]
-        threshold, dev_f1 = tune_threshold(bucc_candidates(model, tokenizer, dev, **kwargs), dev.gold)
-        test = splits[eval_split]
-        scores = bucc_f1(bucc_candidates(model, tokenizer, test, **kwargs), test.gold, threshold)
+        # each split is encoded and mined once: a dev-only folder scored on its own split (dev_split ==
+        # eval_split) reuses the candidates instead of encoding both sides again
+        mined = {split: bucc_candidates(model, tokenizer, splits[split], label=f"BUCC {lang} {split}", **kwargs)
+                 for split in dict.fromkeys((dev_split, eval_split))}
+        threshold, dev_f1 = tune_threshold(mined[dev_split], splits[dev_split].gold)
+        scores = bucc_f1(mined[eval_split], splits[eval_split].gold, threshold)
         for name, value in scores.items():
             results[f"{lang}_{name}"] = value
         results[f"{lang}_threshold"] = threshold

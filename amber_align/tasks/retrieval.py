@@ -143,22 +143,24 @@ def _clamp_to_positions(config: Any, max_length: int) -> int:
 @torch.no_grad()
 def encode_sentences(model: torch.nn.Module, tokenizer: Any, sentences: Sequence[str], *, layer: int = -1,
                      batch_size: int = 64, max_length: int = 128, device: str | torch.device | None = None,
-                     show_progress: bool | None = None) -> Tensor:
+                     show_progress: bool | None = None, desc: str = "encoding") -> Tensor:
     """Sentence embeddings ``[n, hidden]`` (float32, on CPU): mean of ``hidden_states[layer]`` over non-pad tokens.
 
     ``layer=-1`` is the last layer, ``layer=k`` is ``hidden_states[k]`` (0 = embedding output). Special tokens
     ([CLS]/[SEP], <s>/</s>) are part of the mean, as in XTREME. Sentences are batched in order of length (less
     padding) and returned in input order. The model runs in eval mode; its previous mode is restored.
-    ``show_progress``: tqdm bar (None = only on a terminal). Several layers at once: ``encode_sentences_at_layers``.
+    ``show_progress``: tqdm bar labelled ``desc`` (None = only on a terminal). Several layers at once:
+    ``encode_sentences_at_layers``.
     """
     return encode_sentences_at_layers(model, tokenizer, sentences, (layer,), batch_size=batch_size,
-                                      max_length=max_length, device=device, show_progress=show_progress)[layer]
+                                      max_length=max_length, device=device, show_progress=show_progress,
+                                      desc=desc)[layer]
 
 
 def encode_sentences_at_layers(model: torch.nn.Module, tokenizer: Any, sentences: Sequence[str],
                                layers: Sequence[int] = (-1,), *, batch_size: int = 64, max_length: int = 128,
                                device: str | torch.device | None = None,
-                               show_progress: bool | None = None) -> dict[int, Tensor]:
+                               show_progress: bool | None = None, desc: str = "encoding") -> dict[int, Tensor]:
     """Sentence embeddings ``{layer: [n, hidden]}`` (float32, on CPU) of several layers from one forward pass:
     mean of ``hidden_states[layer]`` over non-pad tokens (a comparison at the last and a middle layer costs one
     encoding, not two).
@@ -166,7 +168,7 @@ def encode_sentences_at_layers(model: torch.nn.Module, tokenizer: Any, sentences
     ``layer=-1`` is the last layer, ``layer=k`` is ``hidden_states[k]`` (0 = embedding output). Special tokens
     ([CLS]/[SEP], <s>/</s>) are part of the mean, as in XTREME. Sentences are batched in order of length (less
     padding) and returned in input order. The model runs in eval mode; its previous mode is restored.
-    ``show_progress``: tqdm bar (None = only on a terminal).
+    ``show_progress``: tqdm bar labelled ``desc`` (None = only on a terminal).
     """
     if batch_size < 1 or max_length < 2:
         raise ConfigError(f"batch_size must be >= 1 and max_length >= 2, got {batch_size} and {max_length}")
@@ -191,7 +193,7 @@ def encode_sentences_at_layers(model: torch.nn.Module, tokenizer: Any, sentences
     model.eval()
     try:
         batches = range(0, len(order), batch_size)
-        for start in tqdm(batches, total=math.ceil(len(order) / batch_size), desc="encoding", unit="batch",
+        for start in tqdm(batches, total=math.ceil(len(order) / batch_size), desc=desc, unit="batch",
                           disable=(None if show_progress is None else not show_progress), leave=False):
             index = order[start:start + batch_size]
             batch = tokenizer.pad({"input_ids": [input_ids[i] for i in index]}, padding=True, return_tensors="pt")
