@@ -118,6 +118,34 @@ def _no_remote_code(name_or_path: str) -> Iterator[None]:
                           f"{first}") from None
 
 
+#: (loader, model path) pairs whose transformers load report has been shown in this process
+_REPORTED_LOADS: set[tuple[str, str]] = set()
+
+
+@contextlib.contextmanager
+def _load_report_once(kind: str, name_or_path: str | Path) -> Iterator[None]:
+    """Let transformers print its LOAD REPORT (missing / unexpected keys) for the first load of ``name_or_path``
+    by loader ``kind`` in this process only: a frozen teacher loaded from the student's own checkpoint, or the
+    pooler graft of :func:`load_masked_lm`, would print the same table again (issue 23 item 9). The repeat is a
+    debug line here instead."""
+    path = Path(name_or_path)
+    key = (kind, str(path.resolve()) if path.exists() else str(name_or_path))
+    if key not in _REPORTED_LOADS:
+        _REPORTED_LOADS.add(key)
+        yield
+        return
+    import logging
+
+    report_logger = logging.getLogger("transformers.modeling_utils")
+    previous = report_logger.level
+    report_logger.setLevel(logging.ERROR)
+    logger.debug("%s loaded again (%s): its load report was shown at the first load", name_or_path, kind)
+    try:
+        yield
+    finally:
+        report_logger.setLevel(previous)
+
+
 #: files of which a saved fast or slow tokenizer has at least one
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model",
                     "vocab.json")
@@ -139,7 +167,7 @@ def load_model_config(name_or_path: str | Path) -> Any:
 def load_encoder(name_or_path: str, *, allow_pickle_weights: bool = False, **kwargs: Any) -> PreTrainedModel:
     """Load a plain encoder (``BertModel``, ``XLMRobertaModel``, …) with ``AutoModel``, safetensors only by default."""
     _check_local_weights(Path(name_or_path), allow_pickle_weights)
-    with _no_remote_code(name_or_path):
+    with _no_remote_code(name_or_path), _load_report_once("encoder", name_or_path):
         return AutoModel.from_pretrained(
             name_or_path, use_safetensors=None if allow_pickle_weights else True, trust_remote_code=False, **kwargs
         )
@@ -154,7 +182,7 @@ def load_masked_lm(name_or_path: str, *, allow_pickle_weights: bool = False, **k
     """
     _check_local_weights(Path(name_or_path), allow_pickle_weights)
     common = dict(use_safetensors=None if allow_pickle_weights else True, trust_remote_code=False)
-    with _no_remote_code(name_or_path):
+    with _no_remote_code(name_or_path), _load_report_once("masked_lm", name_or_path):
         model, info = AutoModelForMaskedLM.from_pretrained(name_or_path, output_loading_info=True, **common, **kwargs)
     missing = [k for k in info.get("missing_keys", []) if "pooler" not in k]
     if missing:
@@ -164,7 +192,8 @@ def load_masked_lm(name_or_path: str, *, allow_pickle_weights: bool = False, **k
         )
     base = model.base_model
     if getattr(base, "pooler", "absent") is None:
-        encoder = AutoModel.from_pretrained(name_or_path, **common, **kwargs)
+        with _load_report_once("masked_lm", name_or_path):  # its report would repeat the one above
+            encoder = AutoModel.from_pretrained(name_or_path, **common, **kwargs)
         if getattr(encoder, "pooler", None) is not None:
             base.pooler = encoder.pooler
         del encoder
@@ -232,6 +261,6 @@ def load_task_model(task: str, name_or_path: str, *, allow_pickle_weights: bool 
     head = get_task(task, trainable=True, what="task head").head
     _check_local_weights(Path(name_or_path), allow_pickle_weights)
     cls = getattr(transformers, head)
-    with _no_remote_code(name_or_path):
+    with _no_remote_code(name_or_path), _load_report_once(head, name_or_path):
         return cls.from_pretrained(name_or_path, use_safetensors=None if allow_pickle_weights else True,
                                    trust_remote_code=False, **kwargs)

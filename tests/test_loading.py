@@ -54,3 +54,35 @@ def test_feature_extraction_pipeline_gives_the_encoder_output(aligned):
     assert torch.allclose(features, expected, atol=1e-5)
     # the cased vocabulary survives the save: "Berlin" and "berlin" are different pieces
     assert tokenizer("Berlin")["input_ids"] != tokenizer("berlin")["input_ids"]
+
+
+def test_transformers_load_report_is_shown_once_per_checkpoint(tmp_path):
+    """Issue 23 item 9: a checkpoint without a pooler (multilingual-e5) printed transformers' LOAD REPORT twice,
+    for the student and for the frozen teacher loaded from the same folder. The repeat is silent; the loaded
+    weights are the same."""
+    from transformers import BertModel
+
+    from amber_align.modeling import load_encoder
+    from helpers import tiny_config
+
+    BertModel(tiny_config("mbert"), add_pooling_layer=False).save_pretrained(tmp_path / "nopooler")
+    import logging
+
+    class Keep(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    keep = Keep()  # on the logger that writes the report (transformers' own loggers do not propagate to root)
+    logging.getLogger("transformers.modeling_utils").addHandler(keep)
+    try:
+        student = load_encoder(str(tmp_path / "nopooler"))
+        teacher = load_encoder(str(tmp_path / "nopooler"))
+    finally:
+        logging.getLogger("transformers.modeling_utils").removeHandler(keep)
+    reports = [m for m in keep.messages if "LOAD REPORT" in m]
+    assert len(reports) == 1 and "pooler.dense.weight" in reports[0]
+    assert torch.equal(student.embeddings.word_embeddings.weight, teacher.embeddings.word_embeddings.weight)
