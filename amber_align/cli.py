@@ -453,16 +453,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_config_file(extra: Sequence[str]) -> None:
-    """A ``--config`` file that does not exist is refused at once, as ``config_io.read_config_file`` would, but
-    before torch is imported."""
+def _flag_value(extra: Sequence[str], flag: str) -> str | None:
+    """The value of ``--flag value`` / ``--flag=value`` in ``extra`` (the last one given), else None."""
+    found = None
     for i, arg in enumerate(extra):
-        path = extra[i + 1] if arg == "--config" and i + 1 < len(extra) else arg.partition("=")[2] \
-            if arg.startswith("--config=") else None
-        if path and not Path(path).is_file():
-            from amber_align.errors import ConfigError
+        if arg == flag and i + 1 < len(extra):
+            found = extra[i + 1]
+        elif arg.startswith(flag + "="):
+            found = arg.partition("=")[2]
+    return found
 
-            raise ConfigError(f"config file not found: {path}")
+
+#: commands whose arguments are checked by :func:`_preflight` before their heavy imports
+_CONFIG_COMMANDS = ("align", "finetune", "evaluate")
+
+
+def _preflight(command: str, extra: Sequence[str]) -> None:
+    """What can be checked before torch and transformers are imported (seconds; issue 23 item 9) is checked here,
+    with the messages the full parse would give: the ``--config`` file exists and is a YAML mapping without
+    duplicate keys, and ``finetune``/``evaluate`` name a registered ``--task`` (fine-tunable for ``finetune``).
+    Field values are checked by the config dataclasses, ``TrainingArguments`` subclasses, after the imports."""
+    if command not in _CONFIG_COMMANDS or "-h" in extra or "--help" in extra:
+        return
+    from amber_align.config_files import read_config_file
+    from amber_align.errors import ConfigError
+
+    path = _flag_value(extra, "--config")
+    values = read_config_file(path, resolve_paths=False) if path else {}
+    if command in ("finetune", "evaluate"):
+        from amber_align.tasks.registry import get_task
+
+        task = _flag_value(extra, "--task") or values.get("task")
+        if task is None:
+            raise ConfigError(f"{command}: --task is required (or task: in the --config file)")
+        get_task(str(task), trainable=command == "finetune",
+                 what="finetune --task" if command == "finetune" else "TaskConfig.task")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -470,7 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     _setup_logging(args.verbose)
     try:
-        _check_config_file(extra)  # before the command's heavy imports (torch, transformers: seconds)
+        _preflight(args.command, extra)  # before the command's heavy imports (torch, transformers: seconds)
         return args.func(args, extra)
     except AmberAlignError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -142,16 +142,41 @@ def test_evaluate_xsr_cli(tmp_path, capsys):
     assert (tmp_path / "run" / "results.md").exists() and (tmp_path / "run" / "xsr.png").exists()
 
 
-@pytest.mark.parametrize("command", [["align"], ["finetune", "--task", "nli"], ["evaluate", "--task", "xsr"]])
-def test_a_missing_config_file_is_refused_before_torch_is_imported(command, tmp_path):
+# What can be checked without torch is checked before it is imported (issue 23 item 9: 35 s of imports, then the
+# error). Each case: argv (NOPE = a missing file, BAD = a file with bad YAML, DUP = a duplicate key), last line.
+PREFLIGHT_CASES = {
+    "align, missing config": (["align", "--config", "NOPE"], "error: config file not found: NOPE"),
+    "finetune, missing config": (["finetune", "--task", "nli", "--config", "NOPE"],
+                                 "error: config file not found: NOPE"),
+    "evaluate, missing config": (["evaluate", "--task", "xsr", "--config=NOPE"], "error: config file not found: NOPE"),
+    "align, bad YAML": (["align", "--config", "BAD"], "error: BAD:3: invalid YAML: expected ',' or ']', but got "
+                                                      "'<stream end>'"),
+    "finetune, duplicate key": (["finetune", "--config", "DUP"], "error: DUP:3: invalid YAML: duplicate key "
+                                                                 "'max_steps' (first on line 2)"),
+    "finetune without a task": (["finetune", "--max_steps", "2"],
+                                "error: finetune: --task is required (or task: in the --config file)"),
+    "finetune of an evaluation-only task": (["finetune", "--task", "xsr"], "error: finetune --task: task 'xsr' has "
+                                            "no training; use evaluate (fine-tunable tasks: ner, nli, qa)"),
+    "evaluate, unknown task": (["evaluate", "--task", "nope"], "error: TaskConfig.task: expected one of ('ner', "
+                               "'nli', 'qa', 'xsr', 'bucc') (the registered tasks), got 'nope'"),
+}
+
+
+@pytest.mark.parametrize("case", list(PREFLIGHT_CASES))
+def test_arguments_checkable_without_torch_are_refused_before_torch_is_imported(case, tmp_path):
     """Issue 23 item 9: the error took 35 s because torch and transformers were imported first."""
     import subprocess
 
-    missing = tmp_path / "nope.yaml"
+    files = {"NOPE": tmp_path / "nope.yaml", "BAD": tmp_path / "bad.yaml", "DUP": tmp_path / "dup.yaml"}
+    files["BAD"].write_text("task: nli\nmax_steps: [1\n", encoding="utf-8")
+    files["DUP"].write_text("task: nli\nmax_steps: 1\nmax_steps: 2\n", encoding="utf-8")
+    argv, expected = PREFLIGHT_CASES[case]
+    for key, path in files.items():
+        argv = [a.replace(key, str(path)) for a in argv]
+        expected = expected.replace(key, str(path))
     code = ("import sys; from amber_align.cli import main; rc = main(sys.argv[1:]); "
             "print('HEAVY', sorted(m for m in ('torch', 'transformers') if m in sys.modules)); sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code, *command, "--config", str(missing)], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert proc.stderr.strip().splitlines()[-1] == f"error: config file not found: {missing}"
+    assert proc.stderr.strip().splitlines()[-1] == expected
     assert "HEAVY []" in proc.stdout, proc.stdout
