@@ -310,3 +310,44 @@ def test_resume_past_a_smaller_max_steps_is_one_error_not_a_loop(reference, tmp_
     config = _write_config(tmp_path, reference["model_dir"], out)
     assert main(["align", "--config", str(config), "--resume_from_checkpoint", "true"]) == 0
     assert (out / "config.json").is_file() and max_abs_dw(out, reference["out"]) == 0.0
+
+
+def _log_parts(out: Path) -> dict[int, dict[str, float]]:
+    import json
+
+    state = json.loads((out / "trainer_state.json").read_text()) if (out / "trainer_state.json").exists() else \
+        json.loads(max(out.glob("checkpoint-*/trainer_state.json"), key=lambda p: p.stat().st_mtime).read_text())
+    return {e["step"]: {k: v for k, v in e.items() if k.startswith("cao_")} for e in state["log_history"]
+            if any(k.startswith("cao_") for k in e)}
+
+
+def test_resume_matrix_larger_same_and_finished(tmp_path):
+    """Issue 23's resume matrix, the cases the tests above leave out: a finished 4-step run resumed with the same
+    max_steps, and a 4-step run resumed with a larger one (from its last checkpoint, and from the finished folder).
+    Each ends with the weights of an uninterrupted 6-step run (constant learning rate, so the schedule does not
+    depend on max_steps) or unchanged, never loops, and the logged loss parts equal the uninterrupted run's."""
+    model_dir = tiny_model_dir("mbert", tmp_path / "tiny")
+    constant = {"lr_scheduler_type": "constant"}
+    six = tmp_path / "six"
+    assert main(["align", "--config", str(_write_config(tmp_path, model_dir, six, max_steps=6, **constant))]) == 0
+    four = tmp_path / "four"
+    assert main(["align", "--config", str(_write_config(tmp_path, model_dir, four, **constant))]) == 0
+    # a finished run resumed with its own max_steps: the final model is rewritten unchanged, no training, no loop
+    finished = tmp_path / "finished"
+    shutil.copytree(four, finished)
+    before = _weights(finished)
+    config = _write_config(tmp_path, model_dir, finished, **constant)
+    assert main(["align", "--config", str(config), "--resume_from_checkpoint", "true"]) == 0
+    assert all(torch.equal(before[k], w) for k, w in _weights(finished).items())
+    # larger max_steps, from the last checkpoint of an interrupted folder and from the finished folder itself
+    for name, drop_final in (("from-checkpoint", True), ("from-finished", False)):
+        out = tmp_path / name
+        shutil.copytree(four, out)
+        if drop_final:
+            for item in out.iterdir():
+                if not item.name.startswith("checkpoint-") and item.name != ".amber-align-run.json":
+                    item.unlink() if item.is_file() else shutil.rmtree(item)
+        config = _write_config(tmp_path, model_dir, out, max_steps=6, **constant)
+        assert main(["align", "--config", str(config), "--resume_from_checkpoint", "true"]) == 0, name
+        assert max_abs_dw(out, six) == 0.0, name
+        assert _log_parts(out) == _log_parts(six), name
