@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)  # config code: no accelerate state needed
 
 # Fields declared here (type-checked in __post_init__; TrainingArguments checks its own).
 _OWN_FIELDS = ("method", "layer", "resume_from_checkpoint", "overwrite_output_dir", "freeze_word_embeddings",
-               "auto_bf16", "teacher_bf16", "sentence_transformers_modules")
+               "auto_bf16", "teacher_bf16", "sentence_transformers_modules", "peft")
 
 
 @dataclass
@@ -78,6 +78,15 @@ class AlignmentConfig(TrainingArguments, ModelArguments, ParallelDataArguments):
                           "evaluation's vectors, last layer); never = a plain encoder."},
     )
 
+    peft: dict[str, Any] | None = field(
+        default=None,
+        metadata={"help": "Parameter-efficient alignment (docs/peft.md): {method: lora, r: 8, alpha: 16, dropout: "
+                          "0.0, target_modules: null (PEFT's default: BERT query/value) | [names] | all-linear, "
+                          "modules_to_save: null | [names], save: merged | adapters | both}. Only the adapters "
+                          "train; the frozen teacher is the model with adapters disabled (no second copy); the "
+                          "final model is merged so AutoModel loads it without PEFT. null = train every weight."},
+    )
+
     def objectives(self) -> list[Any]:
         """The registered objectives (``amber_align.objectives``) this config trains: those whose weight field is
         > 0 by default."""
@@ -99,6 +108,9 @@ class AlignmentConfig(TrainingArguments, ModelArguments, ParallelDataArguments):
         self.check_data_arguments()
         check_training_arguments(self)
         owner = type(self).__name__
+        from amber_align.peft_support import check_peft_settings
+
+        self.peft = check_peft_settings(self.peft, owner)
         if self.streaming:
             _check_streaming(self, owner)
         # our trainers compute their own loss from custom columns: keep them for the collator

@@ -12,6 +12,8 @@
 - Data order: one batch from every language pair per step (``MultiPairBatchSampler``), resumable.
 - A frozen teacher, when a method needs one, is loaded separately, frozen, prepared with
   ``accelerator.prepare_model(..., evaluation_mode=True)`` and never saved: it is not a submodule of the model.
+  With ``peft`` (LoRA) the model is wrapped by ``peft.get_peft_model`` and the teacher is the model with its
+  adapters disabled (``amber_align.peft_support``); checkpoints hold adapters, the final model is merged.
 - sentence-transformers: every save also writes the modules ``sentence_transformers_modules`` asks for
   (``amber_align.hub.sentence_transformers``: the source's pooling / Normalize, or a mean-pooling config).
 - Eval: ``prediction_step`` returns the summed loss; ``evaluate`` also reports ``eval_<part>`` for every part.
@@ -23,7 +25,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,6 +40,8 @@ from amber_align.hub.sentence_transformers import SentenceTransformersModules
 from amber_align.logging_utils import get_logger
 from amber_align.modeling import freeze_pooler, load_encoder, load_tokenizer, max_sequence_length
 from amber_align.objectives import ObjectiveStep
+from amber_align.peft_support import AdapterDisabledTeacher, apply_peft, is_peft_model, save_merged, \
+    trainable_parameters
 from amber_align.trainers.common import SharedTrainerMixin, prepare_frozen_teacher
 from amber_align.trainers.sampler import MultiPairBatchSampler
 
@@ -56,8 +62,20 @@ class AlignmentTrainer(ModelCardMixin, SentenceTransformersModules, SharedTraine
     loss_is_scaled_for_ga = True
 
     def __init__(self, *args: Any, teacher: torch.nn.Module | None = None, **kwargs: Any):
+        settings = getattr(kwargs.get("args"), "peft", None)
+        if settings and kwargs.get("model") is not None and not is_peft_model(kwargs["model"]):
+            kwargs["model"] = apply_peft(kwargs["model"], settings)  # LoRA (amber_align.peft_support)
+        # the original model's config, before the Trainer aligns its special ids with the tokenizer's: a LoRA
+        # run's teacher is the original model, config included (the teacher cache's fingerprint hashes it)
+        model = kwargs.get("model")
+        self._original_config = copy.deepcopy(model.config) if is_peft_model(model) else None
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False
+        if is_peft_model(self.model):
+            trainable, total = trainable_parameters(self.model)
+            logger.info(f"PEFT: {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f} %): "
+                        f"{type(self.model.peft_config['default']).__name__} on "
+                        f"{sorted(self.model.peft_config['default'].target_modules)}")
         frozen = freeze_pooler(self.model)
         if frozen:
             logger.info(f"pooler frozen ({frozen} parameters): unused by alignment, kept in the checkpoint")
@@ -153,7 +171,10 @@ class AlignmentTrainer(ModelCardMixin, SentenceTransformersModules, SharedTraine
         """Whether an objective of this run uses the frozen original model."""
         return any(o.needs_teacher for o in self.alignment_objectives)
 
-    def _prepare_teacher(self, teacher: torch.nn.Module | None) -> torch.nn.Module:
+    def _prepare_teacher(self, teacher: torch.nn.Module | None) -> Any:
+        if teacher is None and is_peft_model(self.model):
+            # the base weights never change under LoRA: the teacher is the model with its adapters off, no copy
+            return AdapterDisabledTeacher(self.model, config=self._original_config)
         if teacher is None:
             path = getattr(self.args, "model_name_or_path", None)
             if path is None:
@@ -162,6 +183,27 @@ class AlignmentTrainer(ModelCardMixin, SentenceTransformersModules, SharedTraine
         if self.args.bf16 and getattr(self.args, "teacher_bf16", False):
             teacher = teacher.to(torch.bfloat16)  # it only runs forward under no_grad: bf16 weights suffice
         return prepare_frozen_teacher(self.accelerator, teacher, self.model)
+
+    # ----- saving ----------------------------------------------------------------------------------------------
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """A LoRA run's checkpoints keep its adapters (the Trainer resumes them); every other save (the final model,
+        ``trainer.save_model()``) is merged into the base model's class unless ``peft.save`` is ``adapters``
+        (``both``: the adapters stay beside the merged weights). ``amber_align.peft_support``."""
+        super()._save(output_dir, state_dict=state_dict)
+        settings = getattr(self.args, "peft", None)
+        if not settings or not is_peft_model(self.model) or self._staging_root is not None:
+            return
+        if settings["save"] == "adapters" or not self.args.should_save:
+            return
+        folder = output_dir if output_dir is not None else self.args.output_dir
+        adapters = {}
+        if settings["save"] == "both":  # kept aside while the merged model is written, then put back
+            adapters = {n: (Path(folder) / n).read_bytes() for n in ("adapter_config.json",
+                                                                       "adapter_model.safetensors")
+                        if (Path(folder) / n).exists()}
+        save_merged(self.accelerator.unwrap_model(self.model), folder)
+        for name, data in adapters.items():
+            (Path(folder) / name).write_bytes(data)
 
     # ----- counts ----------------------------------------------------------------------------------------------
     def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> dict[str, torch.Tensor] | None:

@@ -113,7 +113,8 @@ class CaoTrainer(AlignmentTrainer):
         if not hasattr(self.train_dataset, "add_column"):
             raise ConfigError("CaoConfig.teacher_cache: needs a map-style datasets.Dataset as train_dataset, got "
                               f"{type(self.train_dataset).__name__}")
-        teacher = self.accelerator.unwrap_model(self.teacher)
+        teacher = self.accelerator.unwrap_model(self.teacher) if isinstance(self.teacher, torch.nn.Module) \
+            else self.teacher  # a LoRA run's AdapterDisabledTeacher holds no module of its own to unwrap
         with self.accelerator.main_process_first():
             self.teacher_cache = build_or_load_teacher_cache(
                 folder, teacher, self.processing_class, self.train_dataset, layer=self.args.layer,
