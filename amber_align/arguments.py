@@ -188,7 +188,11 @@ class CaoArguments:
 def check_training_arguments(config: Any) -> None:
     """The ``TrainingArguments`` values that would train nothing or nonsense, refused before any work:
     ``max_steps: 0`` (it saved an untrained model as an aligned one), a non-finite or negative learning rate,
-    and batch sizes or accumulation below 1; an ``output_dir`` that is a file or cannot be written."""
+    and batch sizes or accumulation below 1; an ``output_dir`` that is a file or cannot be written. A
+    multi-process launch without CUDA becomes a gloo job first (``amber_align.launch_guard``)."""
+    from amber_align.launch_guard import guard_cpu_launch
+
+    guard_cpu_launch(config)  # several processes, no CUDA: one synchronised gloo job (issue 25 item 3)
     owner = type(config).__name__
     if config.output_dir:
         out = Path(config.output_dir)

@@ -67,3 +67,39 @@ def test_continual_finetune_keeps_ranks_in_sync_and_logs_three_parts(tmp_path):
     two = _run(2, tmp_path, Path(__file__).resolve().parent / "distributed" / "continual_ddp_step.py")
     assert two["world"] == 2 and two["in_sync"] and two["moved"]
     assert len(two["logged"]) == 2 and all(p in h for h in two["logged"] for p in ("task", "cao_link", "cao_anchor"))
+
+
+@pytest.mark.distributed
+def test_a_launch_without_use_cpu_on_a_machine_without_cuda_trains_as_one_synchronised_job(tmp_path):
+    """Issue 25 item 3: torchrun/accelerate launch with 2 processes and a config without use_cpu (the README's
+    command) on a machine without CUDA trained two unsynchronised runs and exited 0. The launch guard makes it
+    the gloo job: its gradients equal one process's on the whole batch."""
+    if torch.cuda.is_available():
+        pytest.skip("the guard is for machines without CUDA")
+    one, two = _run(1, tmp_path), _run(2, tmp_path, SCRIPT, "as_launched")
+    assert two["world"] == 2 and two["backend"] == "gloo" and two["use_cpu"] is True
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
+    for name, g in one["grads"].items():
+        assert torch.allclose(two["grads"][name], g, atol=1e-6, rtol=1e-4), name
+
+
+def test_launch_guard_refuses_a_gpu_backend_and_a_process_that_runs_alone(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from amber_align.errors import ConfigError
+    from amber_align.launch_guard import check_launch_is_one_job, guard_cpu_launch
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr("amber_align.launch_guard._has_accelerator", lambda: False)
+    config = SimpleNamespace(use_cpu=False, ddp_backend="nccl")
+    with pytest.raises(ConfigError, match=r"ddp_backend: 'nccl' needs GPUs, but this launch of 2 processes runs on "
+                                          r"a machine without CUDA; use gloo"):
+        guard_cpu_launch(config)
+    config = SimpleNamespace(use_cpu=False, ddp_backend=None)
+    guard_cpu_launch(config)
+    assert config.use_cpu is True and config.ddp_backend == "gloo"
+    with pytest.raises(ConfigError, match=r"launched as one of 2 \(WORLD_SIZE=2\) but runs alone"):
+        check_launch_is_one_job(SimpleNamespace(num_processes=1))
+    check_launch_is_one_job(SimpleNamespace(num_processes=2))
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    check_launch_is_one_job(SimpleNamespace(num_processes=1))

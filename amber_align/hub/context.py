@@ -204,10 +204,13 @@ def training_figures(trainer: Any, *, tokens: int | None, started: float | None)
     mixed = getattr(args, "mixed_precision", None) or ("bf16" if args.bf16 else "fp16" if args.fp16 else "no")
     precision = "fp32" if str(mixed) == "no" else str(mixed)  # accelerate launch's setting, or bf16/fp16 flags
     world = args.world_size
+    backend = torch.distributed.get_backend() if torch.distributed.is_available() and \
+        torch.distributed.is_initialized() else None  # the real one (a CPU launch is gloo: launch_guard)
     figures: dict[str, Any] = {
         "steps": state.global_step, "max_steps": state.max_steps, "epochs": round(state.epoch or 0.0, 3),
         "world_size": world, "per_device_batch": args.per_device_train_batch_size,
-        "gradient_accumulation_steps": args.gradient_accumulation_steps, "hardware": f"{world} × {hardware}",
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "hardware": f"{world} × {hardware}" + (f" ({backend})" if backend and world > 1 else ""), "backend": backend,
         "precision": precision, "tokens": tokens, "wall_seconds": round(seconds, 1) if seconds else None,
         "tokens_per_second": round(tokens / seconds, 1) if tokens and seconds else None,
         "steps_per_second": (final or {}).get("train_steps_per_second")

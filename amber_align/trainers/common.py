@@ -212,7 +212,14 @@ class LossPartsLogging(NonFiniteGuard):
 
 class SharedTrainerMixin(LossPartsLogging):
     """The base every trainer of the package puts before ``transformers.Trainer`` (after ``ModelCardMixin``):
-    atomic checkpoints, the non-finite guard and loss-part logging."""
+    atomic checkpoints, the non-finite guard, loss-part logging, and the launch check (a process launched as one
+    of N never trains alone: ``amber_align.launch_guard``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        from amber_align.launch_guard import check_launch_is_one_job
+
+        check_launch_is_one_job(self.accelerator)
 
 
 def prepare_frozen_teacher(accelerator: Any, teacher: torch.nn.Module, trained: torch.nn.Module) -> torch.nn.Module:

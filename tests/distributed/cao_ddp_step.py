@@ -24,8 +24,11 @@ from test_cao_trainer import demo_pairs  # noqa: E402
 
 def main() -> None:
     out, tmp = Path(sys.argv[1]), Path(sys.argv[2])
-    args = CaoConfig(output_dir=str(tmp / "out"), model_name_or_path="unused", use_cpu=True, report_to=[],
-                     per_device_train_batch_size=4, save_strategy="no", ddp_backend="gloo")
+    # "as_launched": a config that names neither use_cpu nor a backend, as the README's command on a machine
+    # without CUDA (amber_align.launch_guard turns it into this gloo job)
+    device = {} if "as_launched" in sys.argv[3:] else {"use_cpu": True, "ddp_backend": "gloo"}
+    args = CaoConfig(output_dir=str(tmp / "out"), model_name_or_path="unused", report_to=[],
+                     per_device_train_batch_size=4, save_strategy="no", **device)
     rank, world = args.process_index, args.world_size
     model_dir = tmp / "tiny"
     if rank == 0:
@@ -46,7 +49,8 @@ def main() -> None:
     batch = trainer.data_collator([ds[i] for i in range(rank * per, (rank + 1) * per)])
     _, mean_loss, logged, grads = distributed_step(trainer, batch)
     if rank == 0:
-        torch.save({"loss": mean_loss, "logged": logged, "grads": grads, "world": world}, out)
+        torch.save({"loss": mean_loss, "logged": logged, "grads": grads, "world": world,
+                    "backend": dist.get_backend() if dist.is_initialized() else None, "use_cpu": args.use_cpu}, out)
     del trainer, model, teacher
     gc.collect()
     if dist.is_initialized():
