@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
-from transformers import AttentionInterface
+from transformers import AttentionInterface, PretrainedConfig
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
@@ -76,10 +76,14 @@ def last_layer_attention(model: nn.Module) -> Iterator[None]:
 
 
 def _find_config(model: nn.Module):
+    """The transformers config of ``model`` or of the model it wraps (DDP ``.module``, compiled ``._orig_mod``, a
+    DeepSpeed engine's ``.module``, PEFT's base model). Only a ``PretrainedConfig`` counts: a DeepSpeed engine has a
+    ``.config`` of its own, a dict (issue 25 item 2: ``'dict' object has no attribute '_attn_implementation'``)."""
     inner = model
-    for _ in range(4):  # DDP .module, compiled ._orig_mod
-        if hasattr(inner, "config"):
-            return inner.config
+    for _ in range(6):
+        config = getattr(inner, "config", None)
+        if isinstance(config, PretrainedConfig):
+            return config
         inner = getattr(inner, "module", None) or getattr(inner, "_orig_mod", None)
         if inner is None:
             break

@@ -204,3 +204,22 @@ def test_tlm_masks_only_non_special_tokens_at_the_configured_rate(kind):
     assert 0.13 < rate < 0.17, rate  # 15 % of ~10k content tokens: ±2 points is > 5 standard deviations
     assert 0.76 < mask_tok / masked < 0.84  # 80 % [MASK]
     assert 0.06 < kept / masked < 0.14  # ~10 % unchanged (a random replacement rarely hits the original)
+
+
+def test_last_layer_attention_finds_the_model_config_under_a_deepspeed_engine():
+    """Issue 25 item 2: a DeepSpeed engine has a ``.config`` of its own (a dict) and wraps the model as
+    ``.module``; the attention hook took the dict (``'dict' object has no attribute '_attn_implementation'``)."""
+    from amber_align.attention import LAST_LAYER_PROBS, last_layer_attention
+
+    model = tiny_model("mbert")
+
+    class Engine(torch.nn.Module):  # the shape of deepspeed.DeepSpeedEngine: its own dict config, the model inside
+        def __init__(self, module):
+            super().__init__()
+            self.module, self.config = module, {"train_batch_size": 8, "zero_optimization": {"stage": 2}}
+
+    engine = Engine(model)
+    before = model.config._attn_implementation
+    with last_layer_attention(engine):
+        assert model.config._attn_implementation == LAST_LAYER_PROBS
+    assert model.config._attn_implementation == before and engine.config["zero_optimization"]["stage"] == 2
