@@ -13,6 +13,7 @@ does not load as one, and resuming it reproduces the uninterrupted run (tests/te
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import zipfile
@@ -132,7 +133,7 @@ def resolve_checkpoint(value: str | bool | None, output_dir: str | Path, *, requ
             logger.warning(f"{folder}: incomplete checkpoint (no {', '.join(missing)}); skipped")
         if required:
             raise ConfigError(f"resume_from_checkpoint: no complete checkpoint-N folder in {str(root)!r} "
-                              f"({len(found)} checkpoint folder(s) found)")
+                              f"({len(found)} checkpoint folder(s) found)" + _multi_node_hint())
         return None
     folder = Path(value)
     if not folder.is_dir():
@@ -144,6 +145,21 @@ def resolve_checkpoint(value: str | bool | None, output_dir: str | Path, *, requ
                           f"{', '.join(missing)}")
     _check_checkpoint_files(folder)
     return str(folder)
+
+
+def _multi_node_hint() -> str:
+    """On a machine other than the first of a multi-node launch, why its checkpoint may be missing: checkpoints
+    are written by the global main process only, so resuming on several machines needs ``output_dir`` on a disk
+    they share (issue 25 item 4; docs/distributed.md "Resuming on several machines")."""
+    try:
+        node = int(os.environ.get("GROUP_RANK") or os.environ.get("NODE_RANK") or 0)
+        nodes = int(os.environ.get("WORLD_SIZE", "1")) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        return ""
+    if node == 0 or nodes <= 1:
+        return ""
+    return (f"; this is machine {node} of {nodes}: checkpoints are written by the first machine only, so a "
+            "multi-node resume needs output_dir on a disk every machine shares (the same path on each)")
 
 
 def _check_checkpoint_files(folder: Path) -> None:

@@ -351,3 +351,19 @@ def test_resume_matrix_larger_same_and_finished(tmp_path):
         assert main(["align", "--config", str(config), "--resume_from_checkpoint", "true"]) == 0, name
         assert max_abs_dw(out, six) == 0.0, name
         assert _log_parts(out) == _log_parts(six), name
+
+
+def test_multi_node_resume_without_the_checkpoint_on_this_machine_says_why(tmp_path, monkeypatch):
+    """Issue 25 item 4: on the second machine of a 2-node launch without a shared disk, resume failed with 'no
+    complete checkpoint-N folder' and no reason: checkpoints are written by the first machine only."""
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("GROUP_RANK", "1")
+    with pytest.raises(ConfigError, match=r"no complete checkpoint-N folder in .*; this is machine 1 of 2: "
+                                          r"checkpoints are written by the first machine only, so a multi-node "
+                                          r"resume needs output_dir on a disk every machine shares"):
+        resolve_checkpoint(True, tmp_path)
+    monkeypatch.setenv("GROUP_RANK", "0")
+    with pytest.raises(ConfigError) as info:
+        resolve_checkpoint(True, tmp_path)
+    assert "machine" not in str(info.value)
