@@ -186,3 +186,25 @@ def test_teacher_cache_with_lora_equals_the_original_models_cache(tmp_path):
     assert full.teacher_cache.folder == lora.teacher_cache.folder
     lora.train()
     assert all("cao_anchor" in h for h in lora.state.log_history if "loss" in h)
+
+
+def test_amber_tlm_with_cao_and_lora_saves_a_merged_masked_lm(tmp_path):
+    """AMBER's TLM trains a ``*ForMaskedLM``: LoRA wraps it, Cao's teacher is its encoder with adapters off (the
+    MLM head is not run), and the merged save is a plain BertForMaskedLM that AutoModel reads as an encoder."""
+    d = tiny_model_dir("mbert", tmp_path / "tiny")
+    args = AmberConfig(output_dir=str(tmp_path / "out"), model_name_or_path=str(d), report_to=[], use_cpu=True,
+                       logging_steps=1, save_strategy="no", max_steps=2, per_device_train_batch_size=4,
+                       mlm_weight=0.0, tlm_weight=1.0, wa_weight=0.0, sa_weight=1.0, cao_weight=1.0,
+                       anchor="frozen", peft={**LORA, "modules_to_save": ["cls"]})
+    tok = mbert_tokenizer()
+    trainer = AmberTrainer(args=args, train_dataset=demo_pairs(tok, 8), processing_class=tok)
+    assert type(trainer.model.get_base_model()).__name__ == "BertForMaskedLM"
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "loss" in h][-1]
+    assert {"tlm", "sa", "cao_link", "cao_anchor"} <= logged.keys()
+    out = tmp_path / "merged"
+    trainer.save_model(str(out))
+    config = json.loads((out / "config.json").read_text())
+    assert config["architectures"] == ["BertForMaskedLM"] and not (out / "adapter_config.json").exists()
+    model, info = AutoModel.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and type(model).__name__ == "BertModel"
