@@ -30,13 +30,15 @@ interrupted run resumes where it stopped. At the end: ``comparison.md`` (tables)
 
     python recipes/comparison/compare.py --model models/mini-mbert-cpu --out runs/mini_comparison
     python recipes/comparison/compare.py --model offline:e5-small --corpus runs/e5/corpus --out runs/e5_comparison \\
-        --xsr_layers=-1,6 --aer_layer 8 --control_languages ja,ko,ro,id,fa,ml   # docs/results-e5.md
+        --tasks xsr,aer --control_languages ja,ko,ro --xsr_layers=-1,6 --aer_layer 8 --align_steps 80 \\
+        --pairs_per_language 2 --align_lr 5e-5 --freeze_word_embeddings   # stage (a) of docs/results-e5.md
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -396,7 +398,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="a folder, a Hub id or offline:e5-small")
     parser.add_argument("--corpus", type=Path, default=Path("runs/mini_mbert/corpus"),
                         help="build_corpus.py output (parallel/xx-en.*)")
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "data")
+    parser.add_argument("--data", type=Path,
+                        default=Path(os.environ.get("AMBER_ALIGN_SHARED_DATA",
+                                                    Path(__file__).resolve().parents[3] / "shared" / "data")),
+                        help="the research data (default: $AMBER_ALIGN_SHARED_DATA, else ../shared/data)")
     parser.add_argument("--out", type=Path, default=Path("runs/mini_comparison"))
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--tasks", default="xsr,aer,nli,nli_continual,ner,qa", help=f"some of {TASKS}")
