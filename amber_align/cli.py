@@ -22,6 +22,7 @@ from typing import Any
 
 from amber_align.choices import (EXTRACTION_LEVELS, EXTRACTION_METHODS, EXTRACTION_SIMILARITIES, REFINEMENT_METHODS,
                                  SYMMETRIZATIONS)
+from amber_align.cli_preflight import preflight
 from amber_align.errors import AmberAlignError
 from amber_align.offline_models.registry import DTYPES, OFFLINE_MODELS
 
@@ -453,49 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _flag_value(extra: Sequence[str], flag: str) -> str | None:
-    """The value of ``--flag value`` / ``--flag=value`` in ``extra`` (the last one given), else None."""
-    found = None
-    for i, arg in enumerate(extra):
-        if arg == flag and i + 1 < len(extra):
-            found = extra[i + 1]
-        elif arg.startswith(flag + "="):
-            found = arg.partition("=")[2]
-    return found
-
-
-#: commands whose arguments are checked by :func:`_preflight` before their heavy imports
-_CONFIG_COMMANDS = ("align", "finetune", "evaluate")
-
-
-def _preflight(command: str, extra: Sequence[str]) -> None:
-    """What can be checked before torch and transformers are imported (seconds; issue 23 item 9) is checked here,
-    with the messages the full parse would give: the ``--config`` file exists and is a YAML mapping without
-    duplicate keys, and ``finetune``/``evaluate`` name a registered ``--task`` (fine-tunable for ``finetune``).
-    Field values are checked by the config dataclasses, ``TrainingArguments`` subclasses, after the imports."""
-    if command not in _CONFIG_COMMANDS or "-h" in extra or "--help" in extra:
-        return
-    from amber_align.config_files import read_config_file
-    from amber_align.errors import ConfigError
-
-    path = _flag_value(extra, "--config")
-    values = read_config_file(path, resolve_paths=False) if path else {}
-    if command in ("finetune", "evaluate"):
-        from amber_align.tasks.registry import get_task
-
-        task = _flag_value(extra, "--task") or values.get("task")
-        if task is None:
-            raise ConfigError(f"{command}: --task is required (or task: in the --config file)")
-        get_task(str(task), trainable=command == "finetune",
-                 what="finetune --task" if command == "finetune" else "TaskConfig.task")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     _setup_logging(args.verbose)
     try:
-        _preflight(args.command, extra)  # before the command's heavy imports (torch, transformers: seconds)
+        preflight(args.command, extra)  # before the command's heavy imports (torch, transformers: seconds)
         return args.func(args, extra)
     except AmberAlignError as exc:
         print(f"error: {exc}", file=sys.stderr)

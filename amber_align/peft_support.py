@@ -190,13 +190,13 @@ def merged_state_dict(peft_model: torch.nn.Module, *, include_adapters: bool = T
     return out
 
 
-def save_merged(peft_model: torch.nn.Module, output_dir: str | os.PathLike) -> Path:
+def save_merged(peft_model: torch.nn.Module, output_dir: str | os.PathLike, *, keep_adapters: bool = False) -> Path:
     """Write ``peft_model`` merged into its base model's class (config + ``model.safetensors``) in ``output_dir``:
-    ``AutoModel.from_pretrained`` loads it without PEFT. Adapter files there are removed."""
+    ``AutoModel.from_pretrained`` loads it without PEFT. Adapter files there are removed unless ``keep_adapters``."""
     output_dir = Path(output_dir)
     base = peft_model.get_base_model()
-    state = merged_state_dict(peft_model)
-    base.save_pretrained(str(output_dir), state_dict=state)
-    for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
-        (output_dir / name).unlink(missing_ok=True)
+    base.save_pretrained(str(output_dir), state_dict=merged_state_dict(peft_model))
+    if not keep_adapters:
+        for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
+            (output_dir / name).unlink(missing_ok=True)
     return output_dir

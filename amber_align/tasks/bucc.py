@@ -358,7 +358,7 @@ def bucc_candidates(model: torch.nn.Module, tokenizer: Any, data: BuccData, *, l
     src_texts, src_groups = _unique(data.src_ids, data.src_sentences)
     tgt_texts, tgt_groups = _unique(data.tgt_ids, data.tgt_sentences)
     logger.info("%s: encoding %d + %d distinct sentences (layer %d)", label, len(src_texts), len(tgt_texts), layer)
-    kwargs = dict(layer=layer, batch_size=batch_size, device=device, show_progress=None)
+    kwargs = dict(layer=layer, batch_size=batch_size, device=device)
     x = encode_sentences(model, tokenizer, src_texts, desc=f"{label}: source side", **kwargs)
     y = encode_sentences(model, tokenizer, tgt_texts, desc=f"{label}: English side", **kwargs)
     mine_device = device if device is not None else next(model.parameters()).device
@@ -396,8 +396,8 @@ def evaluate_bucc(model: torch.nn.Module, tokenizer: Any, languages: Sequence[st
             splits[split] = data
         # each split is encoded and mined once: a dev-only folder scored on its own split (dev_split ==
         # eval_split) reuses the candidates instead of encoding both sides again
-        mined = {split: bucc_candidates(model, tokenizer, splits[split], label=f"BUCC {lang} {split}", **kwargs)
-                 for split in dict.fromkeys((dev_split, eval_split))}
+        mined = {split: bucc_candidates(model, tokenizer, data, label=f"BUCC {lang} {split}", **kwargs)
+                 for split, data in splits.items()}
         threshold, dev_f1 = tune_threshold(mined[dev_split], splits[dev_split].gold)
         scores = bucc_f1(mined[eval_split], splits[eval_split].gold, threshold)
         for name, value in scores.items():

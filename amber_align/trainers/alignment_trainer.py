@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -196,14 +195,7 @@ class AlignmentTrainer(ModelCardMixin, SentenceTransformersModules, SharedTraine
         if settings["save"] == "adapters" or not self.args.should_save:
             return
         folder = output_dir if output_dir is not None else self.args.output_dir
-        adapters = {}
-        if settings["save"] == "both":  # kept aside while the merged model is written, then put back
-            adapters = {n: (Path(folder) / n).read_bytes() for n in ("adapter_config.json",
-                                                                       "adapter_model.safetensors")
-                        if (Path(folder) / n).exists()}
-        save_merged(self.accelerator.unwrap_model(self.model), folder)
-        for name, data in adapters.items():
-            (Path(folder) / name).write_bytes(data)
+        save_merged(self.accelerator.unwrap_model(self.model), folder, keep_adapters=settings["save"] == "both")
 
     # ----- counts ----------------------------------------------------------------------------------------------
     def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> dict[str, torch.Tensor] | None:
