@@ -232,6 +232,17 @@ def test_finished_units_are_skipped_on_rerun(tmp_path):
     assert not list(tmp_path.glob("*.tmp*")) and not (tmp_path / "tmp").exists()
 
 
+def test_forgetting_is_measured_for_one_fixed_seed_whatever_the_seed_list():
+    import argparse
+
+    # a run staged by seeds (--seeds 0, then --seeds 1,2) measures the fine-tuned encoder once, for seed 0
+    args = argparse.Namespace(continual_methods={"none", "cao_mean"}, forgetting_seed=0, seeds=[1, 2])
+    assert not compare._measures_forgetting("none", "nli", 1, args)
+    assert compare._measures_forgetting("none", "nli_continual", 0, args)
+    assert not compare._measures_forgetting("amber_sa", "nli", 0, args)
+    assert not compare._measures_forgetting("none", "ner", 0, args)
+
+
 def test_resuming_with_other_settings_is_refused(tmp_path, capsys):
     import argparse
 
@@ -239,10 +250,33 @@ def test_resuming_with_other_settings_is_refused(tmp_path, capsys):
     args = argparse.Namespace(out=tmp_path, **{k: 1 for k in compare.SETTINGS})
     compare.check_settings(args, parser)
     compare.check_settings(args, parser)  # same settings: resumes
-    args.nli_lr = 0.5
+    args.align_lr = 0.5
     with pytest.raises(SystemExit):
         compare.check_settings(args, parser)
-    assert "--nli_lr '1' there, '0.5' now" in capsys.readouterr().err
+    assert "--align_lr '1' there, '0.5' now" in capsys.readouterr().err
+
+
+def test_a_task_setting_may_change_until_the_task_has_a_result(tmp_path, capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    args = argparse.Namespace(out=tmp_path, **{k: 1 for k in compare.SETTINGS})
+    compare.check_settings(args, parser)
+    compare._write(tmp_path / "results" / "none" / "xsr.json", {"method": "none"})  # stage (a) ran
+    args.nli_lr, args.nli_epochs = 0.5, 3  # stage (b) chooses its own settings: accepted and recorded
+    compare.check_settings(args, parser)
+    stored = json.loads((tmp_path / "settings.json").read_text())
+    assert stored["nli_lr"] == "0.5" and stored["nli_epochs"] == "3"
+    compare._write(tmp_path / "results" / "none" / "nli_continual_seed0.json", {"method": "none"})
+    args.nli_lr = 0.25  # an NLI result exists now: refused
+    with pytest.raises(SystemExit):
+        compare.check_settings(args, parser)
+    assert "--nli_lr '0.5' there, '0.25' now" in capsys.readouterr().err
+    args.nli_lr, args.ner_lr = 0.5, 7  # NER has no result: free
+    compare.check_settings(args, parser)
+    args.align_lr = 2  # an alignment setting changes every unit: refused
+    with pytest.raises(SystemExit):
+        compare.check_settings(args, parser)
 
 
 # ----- the mini XLM-R: the same recipe on the XLM-R Unigram table ---------------------------------------------------

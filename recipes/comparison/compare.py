@@ -20,8 +20,8 @@ Benchmarks: XSR = Tatoeba P@1 (mean pooling, cosine, ``--xsr_layers``) for the a
 ``--control_languages`` (not aligned); AER = awesome-align's en–fr Hansards and ro–en gold (softmax extraction at
 ``--aer_layer``); NLI = fine-tune on XNLI-en dev (2,490 pairs), test on the XNLI test sets of every language that
 has one, ``--seeds`` fine-tuning seeds, mean ± std; ``nli_continual``: the same with Efimov's continual alignment
-loss on during fine-tuning (for the methods in ``--continual_methods``; for those, the first seed's fine-tuned
-encoder is measured again, Tatoeba and word distances, to show what fine-tuning did to the alignment);
+loss on during fine-tuning (for the methods in ``--continual_methods``; for those, the fine-tuned encoder of
+``--forgetting_seed`` is measured again, Tatoeba and word distances, to show what fine-tuning did to the alignment);
 NER = CoNLL-2003 en train → CoNLL-2002 es/nl test (entity F1) and QA = TyDiQA-GoldP en train → XQuAD (F1), for
 the methods in ``--task_methods`` (the costlier tasks).
 
@@ -255,8 +255,8 @@ def _task_values(task: str, args: argparse.Namespace) -> dict[str, Any]:
 def task_unit(name: str, model_dir: str, task: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """Zero-shot scores per language (accuracy for NLI, entity F1 for NER, F1 for QA) for one method and seed;
     ``nli_continual`` keeps Efimov's continual alignment loss on while the NLI head trains. For the
-    ``--continual_methods`` (NLI only, first seed) the fine-tuned encoder is kept until ``forgetting_unit`` has
-    measured its alignment."""
+    ``--continual_methods`` (NLI only, ``--forgetting_seed``) the fine-tuned encoder is kept until
+    ``forgetting_unit`` has measured its alignment."""
     path = args.out / "results" / name / f"{task}_seed{seed}.json"
     if (done := _done(path)) is not None:
         return done
@@ -289,7 +289,7 @@ def task_unit(name: str, model_dir: str, task: str, seed: int, args: argparse.Na
 
 
 def _measures_forgetting(name: str, task: str, seed: int, args: argparse.Namespace) -> bool:
-    return task in ("nli", "nli_continual") and name in args.continual_methods and seed == args.seeds[0]
+    return task in ("nli", "nli_continual") and name in args.continual_methods and seed == args.forgetting_seed
 
 
 # Word distances (Efimov et al. 2022) before and after fine-tuning: this language's first pairs of the corpus.
@@ -338,20 +338,39 @@ def forgetting_unit(name: str, model_dir: str, tuned_dir: str, task: str, seed: 
 SETTINGS = ("model", "corpus", "max_pairs", "align_steps", "pairs_per_language", "align_lr", "align_seed",
             "align_languages", "control_languages", "xsr_layers", "aer_layer", "freeze_word_embeddings", "nli_lr",
             "nli_epochs", "nli_eval_examples", "ner_lr", "ner_epochs", "ner_train_examples", "qa_lr", "qa_epochs")
+# A task's own settings change only that task's units: a staged run may choose them when the stage starts, i.e.
+# while no result of the task exists yet (stage (b) of docs/results-e5.md set the NLI ones after stage (a) ran).
+TASK_SETTINGS = {"nli": ("nli", "nli_continual"), "ner": ("ner",), "qa": ("qa",)}
+
+
+def _settings_tasks(key: str) -> tuple[str, ...] | None:
+    """The tasks a setting changes, or None when it changes every unit."""
+    return TASK_SETTINGS.get(key.split("_", 1)[0])
+
+
+def _has_results(out: Path, tasks: tuple[str, ...]) -> bool:
+    return any(any((out / "results").glob(f"*/{task}_seed*.json")) for task in tasks)
 
 
 def check_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Record the result-changing arguments in ``out/settings.json``; refuse to resume a folder made with others
-    (its finished units would be mixed with new ones in one table)."""
+    (its finished units would be mixed with new ones in one table). A task's own settings (``--nli_*``, ``--ner_*``,
+    ``--qa_*``) may change while that task has no result in the folder: they are recorded with a log line."""
     current = {key: str(getattr(args, key)) for key in SETTINGS}
     path = args.out / "settings.json"
     if path.exists():
         stored = json.loads(path.read_text())
         changed = {k: (stored.get(k), v) for k, v in current.items() if stored.get(k) != v}
-        if changed:
+        blocking = {k: c for k, c in changed.items()
+                    if (tasks := _settings_tasks(k)) is None or _has_results(args.out, tasks)}
+        if blocking:
             parser.error(f"{path} was written with other settings: "
-                         + ", ".join(f"--{k} {old!r} there, {new!r} now" for k, (old, new) in changed.items())
+                         + ", ".join(f"--{k} {old!r} there, {new!r} now" for k, (old, new) in blocking.items())
                          + "; use another --out or the same arguments")
+        if changed:
+            logger.info("%s: %s set before their task's first result", path,
+                        ", ".join(f"--{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()))
+            _write(path, current)
         return
     _write(path, current)
 
@@ -409,6 +428,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ner_seeds", default="0,1,2")
     parser.add_argument("--qa_seeds", default="0,1")
     parser.add_argument("--continual_methods", default="none,cao_mean")
+    parser.add_argument("--forgetting_seed", type=int, default=0,
+                        help="the NLI seed whose fine-tuned encoder (--continual_methods) is measured for forgetting; "
+                             "fixed, so that a run staged by seeds (--seeds 0, then --seeds 1,2) measures it once")
     parser.add_argument("--task_methods", default="none,cao_mean,amber_sa",
                         help="the methods NER and QA run for (the costlier tasks)")
     parser.add_argument("--align_languages", default=",".join(ALIGN_LANGUAGES),
