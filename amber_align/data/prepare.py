@@ -19,14 +19,13 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
-
-from amber_align.data.encoding import encode_aligned_pairs, filter_links, orient_pairs
-from amber_align.data.parallel import ParallelSource, load_parallel, read_eval_sentences
 from amber_align.errors import ConfigError
 from amber_align.logging_utils import get_logger
+
+if TYPE_CHECKING:  # imported where used: a trainer given encoded pairs (is_encoded) runs without ``datasets``
+    import datasets
 
 __all__ = ["build_alignment_datasets", "default_alignment_cache", "ensure_links", "is_encoded", "prepare_parallel_data",
            "ENCODED_COLUMNS"]
@@ -91,6 +90,11 @@ def prepare_parallel_data(sources: Any, config: Any, tokenizer: Any, *, dedup: s
     ``dedup``: normalised evaluation sentences to drop; None reads ``config.dedup_eval_files``. ``what`` names
     the data in the error raised when filtering leaves no pair.
     """
+    import datasets
+
+    from amber_align.data.encoding import encode_aligned_pairs, filter_links, orient_pairs
+    from amber_align.data.parallel import ParallelSource, load_parallel, read_eval_sentences
+
     if isinstance(sources, (datasets.Dataset, ParallelSource, dict)):
         sources = [sources]
     if dedup is None and config.dedup_eval_files:
@@ -116,6 +120,8 @@ def prepare_parallel_data(sources: Any, config: Any, tokenizer: Any, *, dedup: s
 def build_alignment_datasets(config: Any, tokenizer: Any) -> tuple[Any, datasets.Dataset | None]:
     """Train (and held-out) datasets of encoded, oriented, linked pairs for ``config``; with ``streaming`` the train
     half is an ``amber_align.data.streaming.PairStreams`` (read lazily) instead of a ``datasets.Dataset``."""
+    from amber_align.data.parallel import read_eval_sentences
+
     if not config.train_data:
         raise ConfigError("train_data: no parallel sources given (expected a list of source mappings)")
     dedup = read_eval_sentences(config.dedup_eval_files) if config.dedup_eval_files else None
