@@ -37,6 +37,10 @@ from amber_align.io_utils import read_text_lines  # noqa: E402
 from amber_align.tokenization import load_mbert_tokenizer  # noqa: E402
 
 from results import record  # noqa: E402  (benchmarks/results.py, next to this script)
+
+__all__ = ["ROW_HEADER", "build_encoder", "format_row", "load_pairs", "main", "measure_batched", "measure_loop",
+           "one_pair_loop", "timed"]
+
 VOCAB = REPO / "tests" / "fixtures" / "mbert-cased-vocab.txt.xz"
 SHAPES = {"mbert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
           "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)}
@@ -91,6 +95,42 @@ def timed(fn, device: torch.device):
     return result, time.perf_counter() - start, peak
 
 
+ROW_HEADER = ("| run | pairs | seconds | pairs/s | × loop | precision | peak GPU MiB |\n"
+              "|---|---:|---:|---:|---:|---|---:|")
+
+
+def build_encoder(shape: dict[str, int], vocab: int, device: torch.device) -> BertModel:
+    """A random-weight mBERT-shaped encoder in eval mode on ``device`` (speed does not depend on pretraining)."""
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=vocab, max_position_embeddings=512, **shape)
+    return BertModel(config, add_pooling_layer=False).to(device).eval()
+
+
+def measure_loop(model, tokenizer, pairs, layer: int, device: torch.device) -> dict:
+    """The one-pair loop over ``pairs`` (after a 2-pair warm-up): its row and its links."""
+    one_pair_loop(model, tokenizer, pairs[:2], layer, device)
+    links, seconds, _ = timed(lambda: one_pair_loop(model, tokenizer, pairs, layer, device), device)
+    return dict(run="one-pair loop (SimAlign-style)", pairs=len(pairs), seconds=seconds,
+                rate=len(pairs) / seconds, precision="fp32", peak=None, links=links)
+
+
+def measure_batched(model, tokenizer, pairs, layer: int, batch_size: int, device: torch.device) -> dict:
+    """``WordAligner`` (argmax) over ``pairs`` in batches of ``batch_size`` (after a one-batch warm-up)."""
+    aligner = WordAligner(model, tokenizer, layer=layer, method="argmax", batch_size=batch_size, device=device)
+    src, tgt = [s for s, _ in pairs], [t for _, t in pairs]
+    aligner.align(src[:batch_size], tgt[:batch_size])  # warm-up
+    links, seconds, peak = timed(lambda: aligner.align(src, tgt), device)
+    return dict(run=f"WordAligner batch {batch_size}", pairs=len(pairs), seconds=seconds, rate=len(pairs) / seconds,
+                precision="bf16 autocast" if aligner.use_bf16 else "fp32", peak=peak, links=links)
+
+
+def format_row(r: dict, loop_rate: float) -> str:
+    """One table row of ``measure_loop``/``measure_batched``; speed against the loop's pairs/s."""
+    peak = "" if r["peak"] is None else f"{r['peak']:.0f}"
+    return (f"| {r['run']} | {r['pairs']} | {r['seconds']:.2f} | {r['rate']:.1f} | {r['rate'] / loop_rate:.1f} | "
+            f"{r['precision']} | {peak} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", default="mbert-base", choices=sorted(SHAPES))
@@ -116,34 +156,22 @@ def main() -> None:
     batch_size = args.batch_size or (256 if gpu else 32)
 
     tokenizer = load_mbert_tokenizer(VOCAB)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=512, **SHAPES[args.shape])
-    model = BertModel(config, add_pooling_layer=False).to(device).eval()
+    model = build_encoder(SHAPES[args.shape], len(tokenizer), device)
     pairs = load_pairs(Path(args.shared), n_batched)
     n_sub = sum(len(tokenizer(s, is_split_into_words=True)["input_ids"]) for s, _ in pairs[:200]) / min(200, len(pairs))
 
-    aligner = WordAligner(model, tokenizer, layer=args.layer, method="argmax", batch_size=batch_size, device=device)
-    aligner.align([s for s, _ in pairs[:batch_size]], [t for _, t in pairs[:batch_size]])  # warm-up
-    one_pair_loop(model, tokenizer, pairs[:2], args.layer, device)
-    batched, t_batched, peak = timed(lambda: aligner.align([s for s, _ in pairs], [t for _, t in pairs]), device)
-    looped, t_loop, _ = timed(lambda: one_pair_loop(model, tokenizer, pairs[:n_loop], args.layer, device), device)
-    same = sum(a == b for a, b in zip(batched[:n_loop], looped)) / n_loop
-    rate_b, rate_l = n_batched / t_batched, n_loop / t_loop
+    batched = measure_batched(model, tokenizer, pairs, args.layer, batch_size, device)
+    looped = measure_loop(model, tokenizer, pairs[:n_loop], args.layer, device)
+    same = sum(a == b for a, b in zip(batched["links"][:n_loop], looped["links"])) / n_loop
 
     name = torch.cuda.get_device_name(device) if gpu else f"CPU ({platform.processor() or platform.machine()}, " \
                                                           f"{torch.get_num_threads()} threads)"
-    dtype = "bf16 autocast" if aligner.use_bf16 else "fp32"
-    rows = [("one-pair loop (SimAlign-style)", n_loop, t_loop, rate_l, 1.0, "fp32", None),
-            (f"WordAligner batch {batch_size}", n_batched, t_batched, rate_b, rate_b / rate_l, dtype, peak)]
-    header = ("| run | pairs | seconds | pairs/s | × loop | precision | peak GPU MiB |\n"
-              "|---|---:|---:|---:|---:|---|---:|")
-    body = "\n".join(f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.1f} | {r[4]:.1f} | {r[5]} | "
-                     f"{'' if r[6] is None else f'{r[6]:.0f}'} |" for r in rows)
+    body = "\n".join(format_row(r, looped["rate"]) for r in (looped, batched))
     table = (f"### Extraction throughput — {args.shape}{' (smoke)' if args.smoke else ''}, layer {args.layer}, "
              f"argmax, {name}\n\n"
              f"{datetime.date.today()}; torch {torch.__version__}, transformers {transformers.__version__}, "
              f"Python {platform.python_version()}; de-en pairs, mean {n_sub:.1f} subwords per German side; "
-             f"links identical to the loop's on {100 * same:.1f} % of {n_loop} pairs.\n\n{header}\n{body}\n")
+             f"links identical to the loop's on {100 * same:.1f} % of {n_loop} pairs.\n\n{ROW_HEADER}\n{body}\n")
     print(table)
     if not args.no_record:
         record(table)

@@ -47,7 +47,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import datasets
 import torch
 import transformers
 from transformers import BertConfig, BertForMaskedLM, BertModel, XLMRobertaConfig, XLMRobertaForMaskedLM, \
@@ -58,12 +57,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from amber_align.errors import MissingDependencyError  # noqa: E402
-from amber_align.pipeline import build_alignment_datasets  # noqa: E402
 from amber_align.tokenization import build_xlmr_tokenizer, load_mbert_tokenizer  # noqa: E402
 from amber_align.trainers import AmberConfig, AmberTrainer, CaoConfig, CaoTrainer  # noqa: E402
 from results import record  # noqa: E402  (benchmarks/results.py, next to this script)
 
-__all__ = ["main"]
+__all__ = ["METHODS", "SHAPES", "batch_flops", "build_model", "format_row", "format_table", "load_pairs",
+           "load_tokenizer", "main", "matmul_ceiling", "run_and_free", "run_one", "TABLE_HEADER"]
 
 FIXTURES = REPO / "tests" / "fixtures"
 SHAPES = {
@@ -74,6 +73,7 @@ SHAPES = {
     "xlmr-large": ("xlmr", dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
                                 intermediate_size=4096)),
     "tiny": ("mbert", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)),
+    "tiny-xlmr": ("xlmr", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)),
 }
 #: method -> AMBER weights (None: the Cao trainer)
 METHODS: dict[str, dict[str, float] | None] = {
@@ -106,8 +106,12 @@ def build_model(kind: str, shape: dict[str, int], vocab: int, *, masked_lm: bool
     return cls(config) if masked_lm else cls(config, add_pooling_layer=False)
 
 
-def load_pairs(shared: Path, tokenizer: Any, n: int, workdir: Path) -> tuple[datasets.Dataset, str]:
-    """``n`` encoded de-en pairs through ``build_alignment_datasets`` (newstest2014 + eflomal, else the demo data)."""
+def load_pairs(shared: Path, tokenizer: Any, n: int, workdir: Path) -> tuple[Any, str]:
+    """``n`` encoded de-en pairs (a ``datasets.Dataset``) through ``build_alignment_datasets`` (newstest2014 +
+    eflomal, else the demo data). The import is here: ``benchmarks/gpu_suite.py`` reuses this module's timing code
+    on a machine without ``datasets``, with pairs encoded beforehand by this function."""
+    from amber_align.pipeline import build_alignment_datasets
+
     base = shared / "parallel" / "opus_mt_testsets" / "eng-deu" / "newstest2014"
     demo = REPO / "amber_align" / "demo" / "data"
     real = dict(src_file=f"{base}.deu", tgt_file=f"{base}.eng", src_lang="de", tgt_lang="en", max_pairs=n)
@@ -212,14 +216,17 @@ def peak_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_one(method: str, fast: bool, opts: argparse.Namespace, data: datasets.Dataset, tokenizer: Any,
+def run_one(method: str, fast: bool, opts: argparse.Namespace, data: Any, tokenizer: Any,
             device: torch.device, workdir: Path) -> dict[str, Any]:
     """Build the trainer for ``method`` in the fast or reference configuration and time its steps."""
     weights = METHODS[method]
     kind, shape = SHAPES[opts.shape]
     masked_lm = weights is not None and (weights["mlm_weight"] > 0 or weights["tlm_weight"] > 0)
     torch.manual_seed(0)
-    model = build_model(kind, shape, len(tokenizer), masked_lm=masked_lm, attention="sdpa" if fast else "eager")
+    # built on the GPU itself where there is one: random init of XLM-R-large (560M parameters) on CPU cores is slow
+    build_on = torch.device(device) if device.type == "cuda" else torch.device("cpu")
+    with build_on:
+        model = build_model(kind, shape, len(tokenizer), masked_lm=masked_lm, attention="sdpa" if fast else "eager")
     common = dict(output_dir=str(workdir / f"{method}-{fast}"), report_to=[], use_cpu=device.type == "cpu",
                   save_strategy="no", logging_steps=10**6, max_steps=10**6, seed=0,
                   per_device_train_batch_size=opts.batch_size, dataloader_num_workers=0,
@@ -227,7 +234,8 @@ def run_one(method: str, fast: bool, opts: argparse.Namespace, data: datasets.Da
                   **({} if fast else {"optim": "adamw_torch"}))
     if weights is None:
         args = CaoConfig(**common)
-        teacher = build_model(kind, shape, len(tokenizer), masked_lm=False, attention="sdpa" if fast else "eager")
+        with build_on:
+            teacher = build_model(kind, shape, len(tokenizer), masked_lm=False, attention="sdpa" if fast else "eager")
         trainer = CaoTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, teacher=teacher)
     else:
         args = AmberConfig(**common, **weights)
@@ -284,23 +292,26 @@ def run_and_free(*args: Any) -> dict[str, Any]:
     return row
 
 
+TABLE_HEADER = ("| method | config | precision | optimizer | steps | pairs/s | real tokens/s | pad % | MFU % | "
+                "peak MiB | × reference |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def format_row(r: dict[str, Any], ceiling: float | None, reference_pairs_s: float | None) -> str:
+    """One table row of ``run_one``'s result; MFU against ``ceiling`` (FLOP/s), speed against the reference's."""
+    mfu = "n/a" if not ceiling else f"{100 * r['flops_s'] / ceiling:.1f}"
+    ratio = f"{r['pairs_s'] / reference_pairs_s:.2f}" if reference_pairs_s else "n/a"
+    return (f"| {r['method']} | {r['config']} | {r['precision']} | {r['optim']} | {r['steps']} | "
+            f"{r['pairs_s']:.2f} | {r['tokens_s']:.0f} | {r['pad']:.0f} | {mfu} | {r['peak']:.0f} | {ratio} |")
+
+
 def format_table(rows: list[dict[str, Any]], ceiling: float | None) -> str:
-    header = ("| method | config | precision | optimizer | steps | pairs/s | real tokens/s | pad % | MFU % | "
-              "peak MiB | × reference |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     refs = {r["method"]: r["pairs_s"] for r in rows if r["config"] == "reference"}
-    lines = []
-    for r in rows:
-        mfu = "n/a" if not ceiling else f"{100 * r['flops_s'] / ceiling:.1f}"
-        ratio = r["pairs_s"] / refs[r["method"]] if r["method"] in refs else float("nan")
-        lines.append(f"| {r['method']} | {r['config']} | {r['precision']} | {r['optim']} | {r['steps']} | "
-                     f"{r['pairs_s']:.2f} | {r['tokens_s']:.0f} | {r['pad']:.0f} | {mfu} | {r['peak']:.0f} | "
-                     f"{ratio:.2f} |")
-    return header + "\n" + "\n".join(lines)
+    return TABLE_HEADER + "\n" + "\n".join(format_row(r, ceiling, refs.get(r["method"])) for r in rows)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", default="mbert-base", choices=[s for s in SHAPES if s != "tiny"])
+    parser.add_argument("--shape", default="mbert-base", choices=[s for s in SHAPES if not s.startswith("tiny")])
     parser.add_argument("--methods", default="all", help=f"comma-separated, from {list(METHODS)}; default all")
     parser.add_argument("--batch_size", type=int, default=None, help="pairs per step (default: 64 GPU, 8 CPU)")
     parser.add_argument("--pairs", type=int, default=None, help="pairs loaded (default: 3000 GPU, 256 CPU)")
@@ -334,6 +345,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--methods: unknown {unknown}; expected some of {list(METHODS)}")
     if min(opts.repeats, opts.steps, opts.batch_size, opts.pairs) < 1 or opts.warmup < 0:
         parser.error("--repeats, --steps, --batch_size and --pairs must be >= 1, --warmup >= 0")
+
+    import datasets
 
     transformers.logging.set_verbosity_error()
     datasets.disable_progress_bars()
