@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel
 
 from amber_align.errors import ConfigError, DataFormatError
+from amber_align.families import max_positions
 from amber_align.logging_utils import get_logger
 
 __all__ = ["load_encoder", "load_masked_lm", "load_task_model", "max_sequence_length", "load_tokenizer", "freeze_pooler",
@@ -241,11 +242,9 @@ def select_hidden(outputs: Any, layer: int) -> torch.Tensor:
 
 
 def max_sequence_length(config: Any) -> int:
-    """Longest input the model's position embeddings allow (RoBERTa-style models start positions after padding)."""
-    n = int(getattr(config, "max_position_embeddings", 512))
-    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert"):
-        n -= int(getattr(config, "pad_token_id", 1) or 0) + 1
-    return n
+    """Longest input the model's positions allow (RoBERTa-style models start positions after padding; read by
+    :func:`amber_align.families.max_positions`)."""
+    return max_positions(config)
 
 
 def load_task_model(task: str, name_or_path: str, *, allow_pickle_weights: bool = False,

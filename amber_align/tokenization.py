@@ -35,6 +35,7 @@ from tokenizers import AddedToken
 from transformers import BertTokenizerFast, PretrainedConfig, PreTrainedTokenizerBase, XLMRobertaTokenizerFast
 
 from amber_align.errors import DataFormatError, TokenizerMismatchError
+from amber_align.families import POSITION_FROM_PAD_MODELS
 from amber_align.logging_utils import get_logger
 
 __all__ = [
@@ -55,7 +56,6 @@ logger = get_logger(__name__)
 MODEL_MAX_LENGTH = 512
 _MBERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _XLMR_SPECIALS = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}  # fixed by transformers' XLMRobertaTokenizer (unk_id=3)
-_POSITION_FROM_PAD_MODELS = {"xlm-roberta", "xlm-roberta-xl", "roberta", "camembert"}
 
 
 def _read_text(path: Path) -> str:
@@ -318,7 +318,7 @@ def check_tokenizer_matches_model(tokenizer: PreTrainedTokenizerBase, model_or_c
     if pad_id is not None and config_pad is not None and pad_id != config_pad:
         message = (f"tokenizer {tok_name} pads with id {pad_id} but model {model_name} has "
                    f"config.pad_token_id={config_pad} (tokenizer size {tok_size}, vocab_size {vocab_size})")
-        if getattr(config, "model_type", None) in _POSITION_FROM_PAD_MODELS:
+        if getattr(config, "model_type", None) in POSITION_FROM_PAD_MODELS:
             raise TokenizerMismatchError(message + "; this model counts position ids from its pad id, so every "
                                          "position would be shifted. Expected equal pad ids.")
         logger.warning("%s; expected equal pad ids.", message)

@@ -34,11 +34,11 @@ def _validate(config: Any) -> None:
 def masked_lm_part(step: ObjectiveStep, loss: TranslationLanguageModelingLoss, input_ids: torch.Tensor,
                    attention_mask: torch.Tensor, labels: torch.Tensor, count: torch.Tensor | None,
                    token_type_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """Cross-entropy at the masked positions of one masked batch (the vocabulary projection runs there only)."""
+    """Cross-entropy at the masked positions of one masked batch (the vocabulary projection runs there only);
+    ``token_type_ids`` reach the model only where its family embeds them (``amber_align.families``)."""
     flat = labels.reshape(-1)
     positions = (flat != IGNORE_INDEX).nonzero().squeeze(-1)
-    extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-    out = step.forward(positions, input_ids=input_ids, attention_mask=attention_mask, **extra)
+    out = step.forward(positions, **step.family.model_inputs(input_ids, attention_mask, token_type_ids))
     return loss(out.logits, flat.index_select(0, positions), count)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from amber_align.errors import ConfigError
+from amber_align.families import model_family
 
 __all__ = ["Objective", "ObjectiveStep", "OBJECTIVES", "register_objective", "unregister_objective",
            "get_objective", "enabled_objectives", "objectives_of", "COLLATOR_NEEDS"]
@@ -58,6 +59,7 @@ class Objective:
     needs_teacher: bool = False
     needs_links: Callable[[Any], bool] = _never
     masked_lm: bool = False
+    attention_probabilities: bool = False
     description: str = ""
 
     def weight(self, config: Any) -> float:
@@ -141,6 +143,7 @@ class ObjectiveStep:
     ``masked_lm``: the model is a ``*ForMaskedLM``; every forward then projects to the vocabulary only at the
     ``positions`` asked for (none for hidden states alone). ``want_states``: the separate-sentence forward returns
     every layer's hidden states (some objective reads a layer other than the last, or the model has an MLM head).
+    ``family``: what the model's family needs (``amber_align.families``: token types, WA's attention probabilities).
     """
 
     def __init__(self, trainer: Any, model: torch.nn.Module, inputs: dict[str, Any],
@@ -148,6 +151,7 @@ class ObjectiveStep:
         self.trainer, self.model, self.inputs, self.counts = trainer, model, inputs, counts
         self.args, self.teacher = trainer.args, getattr(trainer, "teacher", None)
         self.masked_lm, self.want_states = masked_lm, want_states
+        self.family = getattr(trainer, "model_family", None) or model_family(model)
         self._sentences: Any = None
 
     def count(self, key: str) -> torch.Tensor | None:

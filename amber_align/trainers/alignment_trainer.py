@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 from transformers import Trainer
 
 from amber_align.errors import ConfigError
+from amber_align.families import model_family
 from amber_align.hub.mixin import ModelCardMixin
 from amber_align.hub.sentence_transformers import SentenceTransformersModules
 from amber_align.logging_utils import get_logger
@@ -90,6 +91,12 @@ class AlignmentTrainer(ModelCardMixin, SentenceTransformersModules, SharedTraine
         self._masked_lm = any(o.masked_lm for o in self.alignment_objectives)
         self._want_states = self._masked_lm or any(layer != -1 for o in self.alignment_objectives
                                                    for layer in o.sentence_layers(self.args))
+        self.model_family = model_family(self.model)
+        for objective in self.alignment_objectives:  # a family that lacks what an objective needs: one clear error
+            if objective.attention_probabilities:
+                self.model_family.check_attention_probabilities(f"{objective.weight_field} > 0")
+            if objective.masked_lm:
+                self.model_family.check_masked_lm(f"{objective.weight_field} > 0")
         self.teacher = self._prepare_teacher(teacher) if self.needs_teacher() else None
 
     # ----- model -----------------------------------------------------------------------------------------------
