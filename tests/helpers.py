@@ -11,6 +11,7 @@ Import from tests as ``from helpers import mbert_tokenizer`` (``tests/`` is on `
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import sys
@@ -18,13 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import BertConfig, BertModel, BertTokenizerFast, XLMRobertaConfig, XLMRobertaModel, \
-    XLMRobertaTokenizerFast
+from transformers import AutoModel, AutoModelForMaskedLM, BertConfig, BertModel, BertTokenizerFast, \
+    DebertaV2Config, DebertaV2Tokenizer, ModernBertConfig, PretrainedConfig, PreTrainedModel, XLMRobertaConfig, \
+    XLMRobertaModel, XLMRobertaTokenizerFast
 
-from amber_align.tokenization import build_xlmr_tokenizer, load_mbert_tokenizer
+from amber_align.tokenization import _read_unigram_table, build_xlmr_tokenizer, load_mbert_tokenizer, \
+    nmt_nfkc_charsmap
 
 __all__ = [
+    "FAMILIES",
     "FIXTURES",
+    "deberta_v2_tokenizer",
+    "family_config",
+    "family_model",
+    "family_model_dir",
+    "family_tokenizer",
     "load_recipe",
     "mbert_tokenizer",
     "minilm_path",
@@ -150,3 +159,79 @@ def interrupt_on_chunk(aligner: Any, monkeypatch: Any, chunk: int = 3) -> Any:
 
     monkeypatch.setattr(aligner, "_align_chunk", dies)
     return real
+
+
+# ----- the encoder families of issue 24 item 1 (docs/models.md) ------------------------------------------------------
+#: family -> what its tiny test model is: mDeBERTa-v3's shape (relative positions, no token types) on the XLM-R
+#: table with DeBERTa's specials; ModernBERT (rotary positions, sliding-window layers) on the mBERT WordPiece
+#: vocabulary (mmBERT's Gemma tokenizer is not available offline); a BERT model with the XLM-R tokenizer
+#: (multilingual-e5's layout: model_type bert, tokenizer_class XLMRobertaTokenizer)
+FAMILIES = ("deberta-v2", "modernbert", "bert-xlmr")
+
+
+@functools.lru_cache(maxsize=1)
+def deberta_v2_tokenizer() -> DebertaV2Tokenizer:
+    """A DeBERTa-v2 (Unigram) tokenizer standing in for mDeBERTa-v3's, whose ``spm.model`` is not available offline:
+    the real XLM-R unigram table (the same CC100 sentencepiece family mDeBERTa-v3 uses) with DeBERTa's special tokens
+    at mDeBERTa-v3's ids, ``[PAD]``=0 ``[CLS]``=1 ``[SEP]``=2 ``[UNK]``=3, and ``[MASK]`` in the table's last row
+    (250001; mDeBERTa-v3 has it at 250101), XLM-R's normaliser, template ``[CLS] A [SEP] B [SEP]`` with token types
+    0/1. Cached, do not mutate; ``save_pretrained`` → ``AutoTokenizer`` gives the same ids."""
+    specials = {0: "[PAD]", 1: "[CLS]", 2: "[SEP]", 3: "[UNK]"}
+    table = _read_unigram_table(XLMR_VOCAB)
+    vocab = [(specials[i], 0.0) if i in specials else row for i, row in enumerate(table)]
+    vocab[-1] = ("[MASK]", 0.0)  # the table's <mask> row
+    tokenizer = DebertaV2Tokenizer(vocab=vocab, _spm_precompiled_charsmap=nmt_nfkc_charsmap(), model_max_length=512)
+    tokenizer.name_or_path = "deberta-v2-on-xlmr-table"
+    return tokenizer
+
+
+@functools.lru_cache(maxsize=1)
+def _modernbert_tokenizer() -> BertTokenizerFast:
+    tokenizer = copy.deepcopy(mbert_tokenizer())
+    tokenizer.model_input_names = ["input_ids", "attention_mask"]  # as ModernBERT's own tokenizer: no token types
+    return tokenizer
+
+
+def family_tokenizer(family: str) -> Any:
+    """The real tokenizer of a test family (``FAMILIES``); cached, do not mutate."""
+    return {"deberta-v2": deberta_v2_tokenizer, "modernbert": _modernbert_tokenizer,
+            "bert-xlmr": xlmr_tokenizer}[family]()
+
+
+def family_config(family: str, **overrides: Any) -> PretrainedConfig:
+    """A tiny config of ``family`` (hidden 32, 2 layers, 2 heads) with the real vocabulary size of its tokenizer and
+    the tokenizer's special ids (the package checks them against the config)."""
+    tok = family_tokenizer(family)
+    ids = dict(pad_token_id=tok.pad_token_id, bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id)
+    if family == "deberta-v2":  # mdeberta-v3-base's settings, scaled down
+        values = dict(vocab_size=len(tok), max_position_embeddings=512, type_vocab_size=0, relative_attention=True,
+                      position_buckets=256, norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type=["p2c", "c2p"],
+                      position_biased_input=False, max_relative_positions=-1, hidden_act="gelu", **TINY_SHAPE, **ids)
+        config = DebertaV2Config(**{**values, **overrides})
+    elif family == "modernbert":  # ModernBERT's layer pattern (global every 3rd layer, 2 layers: full + sliding)
+        values = dict(vocab_size=len(tok), max_position_embeddings=512, local_attention=16, cls_token_id=tok.cls_token_id,
+                      sep_token_id=tok.sep_token_id, **TINY_SHAPE, **ids)
+        config = ModernBertConfig(**{**values, **overrides})
+    elif family == "bert-xlmr":  # multilingual-e5-small's layout: a BERT naming the XLM-R tokenizer
+        values = dict(vocab_size=len(tok), max_position_embeddings=128, pad_token_id=tok.pad_token_id,
+                      tokenizer_class="XLMRobertaTokenizer", **TINY_SHAPE)
+        config = BertConfig(**{**values, **overrides})
+    else:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    return config
+
+
+def family_model(family: str, *, masked_lm: bool = False, seed: int = 0, **overrides: Any) -> PreTrainedModel:
+    """A randomly initialised tiny model of ``family`` (``AutoModel``, or ``AutoModelForMaskedLM``), in eval mode."""
+    torch.manual_seed(seed)
+    auto = AutoModelForMaskedLM if masked_lm else AutoModel
+    return auto.from_config(family_config(family, **overrides)).eval()
+
+
+def family_model_dir(family: str, path: str | Path, *, masked_lm: bool = True, **overrides: Any) -> Path:
+    """Save a tiny ``family`` model (with its MLM head by default, as released checkpoints are) and its tokenizer."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    family_model(family, masked_lm=masked_lm, **overrides).save_pretrained(path)
+    family_tokenizer(family).save_pretrained(path)
+    return path
