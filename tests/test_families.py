@@ -230,3 +230,22 @@ def test_continual_alignment_during_nli_finetuning(tmp_path, family, model_dirs)
     report = run_finetune(config)
     logged = [h for h in report["log_history"] if "loss" in h]
     assert len(logged) == 2 and all(math.isfinite(h["loss"]) for h in logged)
+
+
+def test_lora_targets_per_family():
+    """LoRA on the new families: PEFT's default targets fit DeBERTa-v2 (query_proj, value_proj); ModernBERT has no
+    PEFT default (its attention is one fused ``Wqkv``), so ``target_modules: null`` is one ConfigError naming the
+    class and the missing setting, and ``all-linear`` or ``[Wqkv]`` adapt it."""
+    pytest.importorskip("peft")
+    from amber_align.peft_support import apply_peft, trainable_parameters
+
+    lora = {"r": 2, "alpha": 4, "dropout": 0.0, "modules_to_save": None}
+    deberta = apply_peft(family_model("deberta-v2", vocab_size=256), {**lora, "target_modules": None})
+    names = [n for n, p in deberta.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n for n in names) and any("query_proj" in n for n in names)
+    with pytest.raises(ConfigError, match=r"ModernBertModel.*target_modules"):
+        apply_peft(family_model("modernbert", vocab_size=256), {**lora, "target_modules": None})
+    for targets in ("all-linear", ["Wqkv"]):
+        trainable, total = trainable_parameters(apply_peft(family_model("modernbert", vocab_size=256),
+                                                           {**lora, "target_modules": targets}))
+        assert 0 < trainable < total
