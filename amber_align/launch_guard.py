@@ -12,7 +12,14 @@ CUDA, a config without ``use_cpu: true`` set up no process group: every process 
 * :func:`check_launch_is_one_job` (every trainer, once its accelerator exists): a process launched as one of N
   that nevertheless runs alone (``num_processes == 1``) is one ``ConfigError``, never a silent single run.
 
-docs/distributed.md, "Launch guards".
+Under DeepSpeed (``accelerate launch`` with a DeepSpeed config, or a config's ``deepspeed`` field) on a machine
+without CUDA, ``use_cpu: true`` would turn DeepSpeed off: the guard sets ``ddp_backend: gloo`` instead (DeepSpeed's
+CPU accelerator runs on gloo without oneCCL; with no backend accelerate sets up no process group at all).
+:func:`guard_deepspeed_precision` makes the mixed precision come from one place: a launcher that chose bf16/fp16
+(``ACCELERATE_MIXED_PRECISION``) sets it on a config that chose none, and a config that chose the other one is one
+``ConfigError`` (transformers refused the mismatch with a long error, and ``auto_bf16`` stood down).
+
+docs/distributed.md, "Launch guards" and "DeepSpeed".
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ from typing import Any
 
 from amber_align.errors import ConfigError
 
-__all__ = ["launched_world_size", "guard_cpu_launch", "check_launch_is_one_job"]
+__all__ = ["launched_world_size", "guard_cpu_launch", "check_launch_is_one_job", "deepspeed_launch",
+           "guard_deepspeed_precision"]
 
 logger = logging.getLogger(__name__)  # config code: no accelerate state yet
 
@@ -51,8 +59,34 @@ def _has_accelerator() -> bool:
     return False
 
 
+def deepspeed_launch(config: Any) -> bool:
+    """Whether ``config`` trains under DeepSpeed: its own ``deepspeed`` field, or accelerate's launcher said so."""
+    if getattr(config, "deepspeed", None):
+        return True
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true", "yes")
+
+
+def guard_deepspeed_precision(config: Any) -> None:
+    """Under DeepSpeed, take the launcher's mixed precision when the config chose none; refuse a conflict."""
+    if not deepspeed_launch(config) or getattr(config, "deepspeed", None):
+        return  # a config's own DeepSpeed file/dict: transformers fills its "auto" precision from the config
+    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if launcher not in ("bf16", "fp16"):
+        return
+    owner = type(config).__name__
+    other = "fp16" if launcher == "bf16" else "bf16"
+    if getattr(config, other, False):
+        raise ConfigError(f"{owner}.{other}: true, but the launcher's DeepSpeed config asks for mixed_precision "
+                          f"{launcher} (ACCELERATE_MIXED_PRECISION={launcher}); choose the precision in one place: "
+                          f"set mixed_precision: 'no' in the accelerate config (recipes/accelerate/), or drop {other}")
+    if not getattr(config, launcher, False):
+        setattr(config, launcher, True)
+        logger.info(f"{owner}: {launcher} on, as the launcher's DeepSpeed config asks (ACCELERATE_MIXED_PRECISION)")
+
+
 def guard_cpu_launch(config: Any) -> None:
     """Make a multi-process launch on a machine without CUDA a synchronised gloo job (see the module docstring)."""
+    guard_deepspeed_precision(config)
     world = launched_world_size()
     if world <= 1 or getattr(config, "use_cpu", False) or _has_accelerator():
         return
@@ -61,6 +95,14 @@ def guard_cpu_launch(config: Any) -> None:
     if backend is not None and backend not in _CPU_BACKENDS:
         raise ConfigError(f"{owner}.ddp_backend: {backend!r} needs GPUs, but this launch of {world} processes runs "
                           "on a machine without CUDA; use gloo (or leave ddp_backend unset)")
+    if deepspeed_launch(config):
+        # DeepSpeed's CPU accelerator: accelerate sets up no process group without a backend, and use_cpu would
+        # turn DeepSpeed off; gloo is what DeepSpeed itself picks without oneCCL
+        if backend is None:
+            config.ddp_backend = "gloo"
+            logger.warning(f"{owner}: DeepSpeed launched as {world} processes on a machine without CUDA: "
+                           "ddp_backend set to gloo (DeepSpeed's CPU accelerator)")
+        return
     config.use_cpu = True
     config.ddp_backend = backend or "gloo"
     logger.warning(f"{owner}: launched as {world} processes (WORLD_SIZE={world}) on a machine without CUDA: "

@@ -226,7 +226,16 @@ def _model_summary(model: Any) -> dict[str, Any]:
     config = model.config
     return {"architecture": type(model).__name__, "model_type": getattr(config, "model_type", None),
             "hidden_size": getattr(config, "hidden_size", None), "layers": getattr(config, "num_hidden_layers", None),
-            "parameters": int(model.num_parameters()) if hasattr(model, "num_parameters") else None}
+            "parameters": _parameter_count(model)}
+
+
+def _parameter_count(model: Any) -> int | None:
+    """The model's number of parameters; under DeepSpeed ZeRO-3 each process holds empty placeholders, whose full
+    size is ``ds_numel`` (``num_parameters()`` counted the placeholders: 22,368 of a 3.8M-parameter model)."""
+    if not hasattr(model, "parameters"):
+        return None
+    unique = {id(p): p for p in model.parameters()}.values()
+    return int(sum(getattr(p, "ds_numel", p.numel()) for p in unique))
 
 
 def _versions() -> dict[str, str]:

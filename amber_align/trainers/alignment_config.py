@@ -18,6 +18,7 @@ from transformers.utils import is_torch_bf16_gpu_available
 from amber_align.arguments import ModelArguments, ParallelDataArguments, check_training_arguments
 from amber_align.choices import SENTENCE_TRANSFORMERS_MODES, SYMMETRIZATIONS
 from amber_align.errors import ConfigError
+from amber_align.trainers.deepspeed_support import SAVE_DTYPES
 from amber_align.validation import validate_fields
 
 __all__ = ["AlignmentConfig", "SYMMETRIZATIONS"]
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)  # config code: no accelerate state needed
 
 # Fields declared here (type-checked in __post_init__; TrainingArguments checks its own).
 _OWN_FIELDS = ("method", "layer", "resume_from_checkpoint", "overwrite_output_dir", "freeze_word_embeddings",
-               "auto_bf16", "teacher_bf16", "sentence_transformers_modules", "peft")
+               "auto_bf16", "teacher_bf16", "save_dtype", "sentence_transformers_modules", "peft")
 
 
 @dataclass
@@ -67,6 +68,13 @@ class AlignmentConfig(TrainingArguments, ModelArguments, ParallelDataArguments):
         default=True,
         metadata={"help": "Fast path: when training in bf16, hold the frozen teacher (run under no_grad) in bf16: "
                           "half its memory, no per-step weight casts. false = keep it in fp32."},
+    )
+    save_dtype: str = field(
+        default="float32",
+        metadata={"choices": tuple(SAVE_DTYPES),
+                  "help": "dtype of the saved weights (final model and checkpoints): float32 by default, also when "
+                          "training ran in bf16 (under DeepSpeed the optimizer's fp32 master weights are saved, not "
+                          "the engine's bf16 copy); bfloat16 / float16 halve the files."},
     )
 
     sentence_transformers_modules: str = field(

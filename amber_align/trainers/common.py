@@ -16,8 +16,12 @@ and preparing a frozen teacher.
 - ``LossPartsLogging``: ``record_parts`` accumulates the detached parts of each training step (after the guard's
   check) and ``log()`` reports each as its mean over the logging window and over processes (the way the Trainer
   reports ``loss``), so ``cao_link`` or ``task`` sit next to ``loss`` in every log line.
+- ``SavedWeightsDtype``: the saved weights are in ``save_dtype`` (float32 unless the config says otherwise), also
+  when DeepSpeed trained the model in bf16 (the fp32 master weights are saved, ``amber_align.trainers.
+  deepspeed_support``).
 - ``prepare_frozen_teacher``: a frozen original model is never a submodule of the trained one: it is loaded
-  separately, put in eval mode, frozen and prepared with ``accelerator.prepare_model(..., evaluation_mode=True)``.
+  separately, put in eval mode, frozen and prepared with ``accelerator.prepare_model(..., evaluation_mode=True)``,
+  or under DeepSpeed as TRL prepares its reference models (ZeRO-3: an inference engine of its own).
 
 The alignment trainers, the continual-learning trainer and the task trainer of ``finetune`` all derive from
 ``ModelCardMixin`` (``amber_align.hub.mixin``: the card at every save) and ``SharedTrainerMixin``.
@@ -38,9 +42,11 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 from amber_align.errors import ConfigError, NonFiniteLossError
 from amber_align.io_utils import replace_directory
 from amber_align.logging_utils import get_logger
+from amber_align.trainers.deepspeed_support import SAVE_DTYPES, deepspeed_stage, full_precision_state_dict, \
+    drop_tied_copies, names_as_loaded, prepare_deepspeed_teacher
 
-__all__ = ["AtomicCheckpoints", "NonFiniteGuard", "LossPartsLogging", "SharedTrainerMixin", "prepare_frozen_teacher",
-           "STAGING_DIR"]
+__all__ = ["AtomicCheckpoints", "NonFiniteGuard", "LossPartsLogging", "SavedWeightsDtype", "SharedTrainerMixin",
+           "prepare_frozen_teacher", "STAGING_DIR"]
 
 logger = get_logger(__name__)
 
@@ -210,23 +216,59 @@ class LossPartsLogging(NonFiniteGuard):
         super().log(logs, start_time)
 
 
-class SharedTrainerMixin(LossPartsLogging):
+class SavedWeightsDtype:
+    """Mixin for ``transformers.Trainer`` subclasses: the weights every save writes (final model and checkpoints)
+    are in ``args.save_dtype`` (``float32`` when the config has no such field).
+
+    Why: under DeepSpeed with ``bf16: true`` the engine holds the model in bf16, so the Trainer wrote bf16 weights
+    (a bf16-rounded copy of what the fp32 optimizer trained); DDP/FSDP autocast keeps fp32 weights. Under DeepSpeed
+    the fp32 master weights come from the ZeRO optimizer (a collective: ``save_model`` calls ``_save`` on every
+    process); elsewhere a model held in another dtype is cast. PEFT models are left to ``amber_align.peft_support``.
+    """
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        dtype = SAVE_DTYPES[getattr(self.args, "save_dtype", "float32")]
+        module = self.accelerator.unwrap_model(self.model)
+        differs = any(p.is_floating_point() and p.dtype != dtype for p in module.parameters())
+        if getattr(self, "is_deepspeed_enabled", False) and state_dict is not None:
+            if differs:
+                state_dict = full_precision_state_dict(self.model_wrapped, state_dict, dtype,
+                                                       keep=self.args.should_save)
+            state_dict = drop_tied_copies(module, state_dict)
+        elif differs and state_dict is None and self.args.should_save and not hasattr(module, "peft_config"):
+            state_dict = drop_tied_copies(module, {name: tensor.to(dtype) if tensor.is_floating_point() else tensor
+                                                   for name, tensor in module.state_dict().items()})
+        with names_as_loaded(module) if deepspeed_stage(self.accelerator) == 3 else contextlib.nullcontext():
+            super()._save(output_dir, state_dict=state_dict)
+
+
+class SharedTrainerMixin(SavedWeightsDtype, LossPartsLogging):
     """The base every trainer of the package puts before ``transformers.Trainer`` (after ``ModelCardMixin``):
-    atomic checkpoints, the non-finite guard, loss-part logging, and the launch check (a process launched as one
-    of N never trains alone: ``amber_align.launch_guard``)."""
+    atomic checkpoints, the non-finite guard, loss-part logging, the saved weights' dtype, and the launch check (a
+    process launched as one of N never trains alone: ``amber_align.launch_guard``)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         from amber_align.launch_guard import check_launch_is_one_job
+        from amber_align.trainers.deepspeed_support import check_deepspeed_support
 
         check_launch_is_one_job(self.accelerator)
+        check_deepspeed_support(self)
 
 
 def prepare_frozen_teacher(accelerator: Any, teacher: torch.nn.Module, trained: torch.nn.Module) -> torch.nn.Module:
-    """Freeze ``teacher`` (a separate object from ``trained``) and prepare it for evaluation-only use."""
+    """Freeze ``teacher`` (a separate object from ``trained``) and prepare it for evaluation-only use.
+
+    Under DeepSpeed it is prepared as TRL prepares its reference models (``trl/models/utils.py::prepare_deepspeed``
+    in huggingface/trl; here ``deepspeed_support.prepare_deepspeed_teacher``): ZeRO-3 gives it an inference-only
+    engine with the run's stage-3 partitioning (a teacher loaded while ZeRO-3's config is alive is partitioned,
+    and only an engine's hooks gather its weights for a forward); ZeRO-1/2 keep it a plain module on the device in
+    eval mode. Elsewhere ``accelerator.prepare_model(..., evaluation_mode=True)`` (device placement, no DDP)."""
     if teacher is trained:
         raise ConfigError("the teacher must be a separate model object, not the trained model (load it again, or "
                           "pass teacher=None to load the original from model_name_or_path)")
     teacher.eval()
     teacher.requires_grad_(False)
+    if deepspeed_stage(accelerator) is not None:
+        return prepare_deepspeed_teacher(accelerator, teacher)
     return accelerator.prepare_model(teacher, evaluation_mode=True)

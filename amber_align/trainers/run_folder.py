@@ -49,7 +49,8 @@ _FREE_FIELDS = frozenset({
     "resume_from_checkpoint", "overwrite_output_dir", "auto_bf16", "teacher_bf16", "teacher_cache",
     "alignment_cache_dir", "streaming_buffer_size", "allow_pickle_weights", "eval_data", "languages", "data_dir",
     "max_eval_examples", "bucc_dev_split", "bucc_eval_split", "bucc_k", "n_best_size", "max_answer_length",
-    "qa_normalization", "results_dir", "save_model", "run_name_in_results", "sentence_transformers_modules"})
+    "qa_normalization", "results_dir", "save_model", "run_name_in_results", "sentence_transformers_modules",
+    "save_dtype"})
 
 
 def run_settings(config: Any) -> dict[str, Any]:
