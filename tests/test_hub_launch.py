@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes" / "accelerate"
 TASK_SCRIPT = Path(__file__).resolve().parent / "distributed" / "task_ddp_step.py"
 EXPECTED = {"single_gpu": ("NO", 1), "multi_gpu": ("MULTI_GPU", 8), "multi_node": ("MULTI_GPU", 16),
-            "deepspeed_zero2": ("DEEPSPEED", 8), "fsdp": ("FSDP", 8)}
+            "deepspeed_zero2": ("DEEPSPEED", 8), "deepspeed_zero3": ("DEEPSPEED", 8), "fsdp": ("FSDP", 8)}
 
 
 def _launch_args(name: str):
@@ -70,20 +70,25 @@ def test_fsdp_recipe_builds_the_fsdp_plugin(monkeypatch):
         assert layer in wrapped and type(model).__name__ not in wrapped, (kind, wrapped)
 
 
-def test_deepspeed_recipe_builds_the_deepspeed_plugin(monkeypatch):
-    """deepspeed is not installed here: accelerate's plugin still parses the launcher's environment (ZeRO-2, the
-    accumulation and clipping left "auto" for the Trainer to fill in); running it needs deepspeed and GPUs."""
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_recipe_builds_the_deepspeed_plugin(monkeypatch, stage):
+    """accelerate's plugin parses the launcher's environment without deepspeed installed (ZeRO-2/3, the
+    accumulation and clipping left "auto" for the Trainer to fill in, no mixed precision: the amber_align config
+    chooses it); the recipes run in tests/test_deepspeed.py (slow, needs deepspeed)."""
     from accelerate.utils import DeepSpeedPlugin, prepare_deepspeed_cmd_env
 
-    args, defaults, _ = _launch_args("deepspeed_zero2")
+    args, defaults, _ = _launch_args(f"deepspeed_zero{stage}")
     args.deepspeed_fields_from_accelerate_config = ",".join(defaults.deepspeed_config)
     _, env = prepare_deepspeed_cmd_env(args)
     for key, value in env.items():
         if key.startswith("ACCELERATE_"):
             monkeypatch.setenv(key, value)
+    assert env.get("ACCELERATE_MIXED_PRECISION", "no") == "no"
     plugin = DeepSpeedPlugin()
-    assert plugin.zero_stage == 2 and plugin.gradient_accumulation_steps == "auto"
+    assert plugin.zero_stage == stage and plugin.gradient_accumulation_steps == "auto"
     assert plugin.gradient_clipping == "auto" and plugin.offload_optimizer_device == "none"
+    if stage == 3:
+        assert plugin.zero3_init_flag and plugin.zero3_save_16bit_model
 
 
 @pytest.mark.slow
