@@ -43,6 +43,8 @@ from amber_align.objectives import ObjectiveStep
 from amber_align.peft_support import AdapterDisabledTeacher, apply_peft, is_peft_model, save_merged, \
     trainable_parameters
 from amber_align.trainers.common import SharedTrainerMixin, prepare_frozen_teacher
+from amber_align.trainers.fsdp_support import configure_fsdp, fsdp_version, prepare_fsdp_forward, \
+    prepare_fsdp_teacher
 from amber_align.trainers.sampler import MultiPairBatchSampler
 
 __all__ = ["AlignmentTrainer"]
@@ -71,6 +73,7 @@ class AlignmentTrainer(ModelCardMixin, SentenceTransformersModules, SharedTraine
         self._original_config = copy.deepcopy(model.config) if is_peft_model(model) else None
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False
+        configure_fsdp(self)  # shard units and the tied MLM bias, before accelerate shards (fsdp_support)
         if is_peft_model(self.model):
             trainable, total = trainable_parameters(self.model)
             logger.info(f"PEFT: {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f} %): "
@@ -185,9 +188,14 @@ class AlignmentTrainer(ModelCardMixin, SentenceTransformersModules, SharedTraine
             path = getattr(self.args, "model_name_or_path", None)
             if path is None:
                 raise ConfigError("a frozen teacher is needed: pass teacher= or set model_name_or_path in the config")
-            teacher = load_encoder(path, allow_pickle_weights=getattr(self.args, "allow_pickle_weights", False))
+            # the RNG the Trainer seeded stays untouched: a load initialises missing weights (the pooler) on the
+            # processes that load for real, and under FSDP's cpu_ram_efficient_loading the others load on meta,
+            # which would leave each process's masking draws different from DDP's (issue 25)
+            with torch.random.fork_rng(devices=[]):
+                teacher = load_encoder(path, allow_pickle_weights=getattr(self.args, "allow_pickle_weights", False))
         if self.args.bf16 and getattr(self.args, "teacher_bf16", False):
             teacher = teacher.to(torch.bfloat16)  # it only runs forward under no_grad: bf16 weights suffice
+        teacher = prepare_fsdp_teacher(self.accelerator, teacher)  # FSDP: on the device, process 0's weights
         return prepare_frozen_teacher(self.accelerator, teacher, self.model)
 
     # ----- saving ----------------------------------------------------------------------------------------------
@@ -221,6 +229,9 @@ class AlignmentTrainer(ModelCardMixin, SentenceTransformersModules, SharedTraine
     ) -> dict[str, torch.Tensor]:
         """Named, weighted loss parts of every objective, in order; each is a sum over items divided by ``counts``
         (or by local counts outside training). Forwards that objectives share run once (``ObjectiveStep``)."""
+        if fsdp_version(self.accelerator) is not None:  # hidden states/attentions recorded, WA's last layer kept
+            prepare_fsdp_forward(model, attention_probabilities=any(o.attention_probabilities
+                                                                    for o in self.alignment_objectives))
         step = ObjectiveStep(self, model, inputs, counts, masked_lm=self._masked_lm, want_states=self._want_states)
         parts: dict[str, torch.Tensor] = {}
         for objective in self.alignment_objectives:

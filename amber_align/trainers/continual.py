@@ -24,6 +24,8 @@ from amber_align.hub.mixin import ModelCardMixin
 from amber_align.losses.cao import CaoLoss
 from amber_align.objectives.cao import cao_loss_parts
 from amber_align.trainers.common import SharedTrainerMixin, prepare_frozen_teacher
+from amber_align.trainers.fsdp_support import configure_fsdp, fsdp_version, prepare_fsdp_forward, \
+    prepare_fsdp_teacher
 from amber_align.trainers.pair_collator import AlignedPairCollator
 
 __all__ = ["ContinualTaskTrainer", "CONTINUAL_PARTS"]
@@ -56,6 +58,8 @@ class ContinualTaskTrainer(ModelCardMixin, SharedTrainerMixin, Trainer):
         self.pair_collator = AlignedPairCollator(pad_token_id=pad, pooling=pooling)
         self.alignment_loss = CaoLoss(link_weight=link_weight, anchor_weight=anchor_weight)
         self.anchor = anchor
+        configure_fsdp(self)  # shard units, before accelerate shards (amber_align.trainers.fsdp_support)
+        teacher = prepare_fsdp_teacher(self.accelerator, teacher)  # FSDP: on the device, process 0's weights
         self.teacher = prepare_frozen_teacher(self.accelerator, teacher, self.model)
         self._draw_step, self._draw_micro = -1, 0
 
@@ -72,6 +76,8 @@ class ContinualTaskTrainer(ModelCardMixin, SharedTrainerMixin, Trainer):
         return {k: v.to(self.args.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if fsdp_version(self.accelerator) is not None:
+            prepare_fsdp_forward(model, attention_probabilities=False)  # hidden states recorded (fsdp_support)
         outputs = model(**inputs)
         parts = {"task": outputs["loss"] if isinstance(outputs, dict) else outputs[0]}
         if model.training:
