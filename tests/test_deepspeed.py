@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).resolve().parent / "distributed" / "deepspeed_train.py"
 RECIPES = ROOT / "recipes" / "accelerate"
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-#: measured max differences to DDP after 3 Adam steps (lr 1e-3): below 4e-7 for the weights, 0 for the logged parts
-#: (rounded to 6 decimals when logged; docs/distributed.md); the bounds leave room for another reduction order
-WEIGHT_ATOL, PART_ATOL = 1e-6, 1e-6
+#: measured max differences to DDP after 3 Adam steps (lr 1e-3), over two runs: weights up to 2.3e-6 (AMBER, ZeRO-3;
+#: Cao 3.5e-7), logged parts up to 1e-6, one step of the 6 decimals they are logged with (docs/distributed.md)
+WEIGHT_ATOL, PART_ATOL = 1e-5, 2e-6
 
 
 @pytest.fixture(scope="module")
