@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -150,6 +151,26 @@ def test_zero3_saves_the_full_float32_model_under_its_own_names(runs):
     ddp = load_file(runs["cao_ddp"][0] / "final" / "model.safetensors")
     card = json.loads((runs["cao_zero3"][0] / "final" / "amber_align_card.json").read_text(encoding="utf-8"))
     assert card["model"]["parameters"] == sum(t.numel() for t in ddp.values())  # not the empty placeholders
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+@pytest.mark.parametrize("stage", ["zero2", "zero3"])
+def test_continual_learning_trains_under_deepspeed_with_its_anchor(deepspeed_installed, tmp_path, stage):
+    """Continual learning's frozen anchor f0 goes through the same teacher preparation: under ZeRO-3 its own
+    engine; 2 steps of NLI + Cao parts train and log every part (a smoke run: not compared with DDP)."""
+    tiny_model_dir("mbert", tmp_path / "tiny")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = ["timeout", "300", sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(RECIPES / f"deepspeed_{stage}.yaml"), "--num_processes", "2", "--main_process_port", "0",
+           str(SCRIPT.parent / "deepspeed_continual.py"), str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=360)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    record = json.loads((tmp_path / "continual.json").read_text(encoding="utf-8"))
+    assert record["teacher"] == ("DeepSpeedEngine" if stage == "zero3" else "BertModel")
+    assert len(record["logged"]) == 2
+    for row in record["logged"]:
+        assert all(part in row and math.isfinite(row[part]) for part in ("task", "cao_link", "cao_anchor"))
 
 
 @pytest.mark.slow

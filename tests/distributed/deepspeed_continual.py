@@ -1,0 +1,66 @@
+"""Continual learning (NLI head + Cao parts on drawn pairs, the frozen anchor f0) for 2 steps of ``run_finetune``
+under DeepSpeed: launched by tests/test_deepspeed.py with a shipped ZeRO-2/ZeRO-3 recipe, 2 CPU processes (gloo).
+Rank 0 writes the logged records and the teacher's type to ``WORK/continual.json``.
+
+Run: accelerate launch --config_file recipes/accelerate/deepspeed_zero3.yaml --num_processes 2 \\
+         tests/distributed/deepspeed_continual.py WORK     (WORK/tiny: a tiny model folder)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch.distributed as dist
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from continual_ddp_step import NLI  # noqa: E402
+
+from amber_align.config_io import build_config  # noqa: E402
+from amber_align.demo import demo_dir  # noqa: E402
+from amber_align.tasks.config import TaskConfig  # noqa: E402
+from amber_align.tasks.runner import run_finetune  # noqa: E402
+from amber_align.trainers.continual import ContinualTaskTrainer  # noqa: E402
+
+
+TEACHERS: list[str] = []  # the type of each ContinualTaskTrainer's prepared teacher
+
+
+def _record_teacher() -> None:
+    """Wrap ``ContinualTaskTrainer.__init__`` so that the prepared teacher's type is recorded."""
+    original = ContinualTaskTrainer.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        TEACHERS.append(type(self.teacher).__name__)
+
+    ContinualTaskTrainer.__init__ = init
+
+
+def main() -> None:
+    work = Path(sys.argv[1])
+    data = demo_dir() / "data"
+    (work / "dev-en.tsv").write_text(NLI, encoding="utf-8")
+    config = build_config({
+        "task": "nli", "model_name_or_path": str(work / "tiny"), "output_dir": str(work / "out"),
+        "train_data": str(work / "dev-en.tsv"), "eval_data": {"en": str(work / "dev-en.tsv")},
+        "continual_alignment": True, "continual_options": {"pretokenized": True}, "continual_batch_size": 4,
+        "continual_data": [{"file": str(data / "es-en.txt"), "format": "bar", "src_lang": "es", "tgt_lang": "en",
+                            "alignments": str(data / "es-en.pharaoh"), "max_pairs": 40}],
+        "max_steps": 2, "logging_steps": 1, "per_device_train_batch_size": 2, "learning_rate": 1e-3,
+        "report_to": [], "save_strategy": "no", "save_model": False,
+    }, source="test", config_class=TaskConfig)
+    _record_teacher()
+    report = run_finetune(config)
+    if config.process_index == 0:
+        logged = [h for h in report["log_history"] if "loss" in h]
+        (work / "continual.json").write_text(json.dumps({"logged": logged, "teacher": TEACHERS[-1]}),
+                                             encoding="utf-8")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
