@@ -38,19 +38,25 @@ class _Snapshot(TrainerCallback):
         _Snapshot.flat = torch.cat([p.detach().reshape(-1).clone() for p in model.parameters()])
 
 
-def main() -> None:
-    out, tmp = Path(sys.argv[1]), Path(sys.argv[2])
+def continual_config(tmp: Path, **device: object) -> TaskConfig:
+    """The run's config (2 steps of NLI + Cao parts on 40 demo pairs), the model in ``tmp/tiny``; ``device`` adds
+    the launch's settings (``use_cpu``/``ddp_backend`` here; none under DeepSpeed: deepspeed_continual.py)."""
     data = demo_dir() / "data"
     (tmp / "dev-en.tsv").write_text(NLI, encoding="utf-8")
-    config = build_config({
+    return build_config({
         "task": "nli", "model_name_or_path": str(tmp / "tiny"), "output_dir": str(tmp / "out"),
         "train_data": str(tmp / "dev-en.tsv"), "eval_data": {"en": str(tmp / "dev-en.tsv")},
         "continual_alignment": True, "continual_options": {"pretokenized": True}, "continual_batch_size": 4,
         "continual_data": [{"file": str(data / "es-en.txt"), "format": "bar", "src_lang": "es", "tgt_lang": "en",
                             "alignments": str(data / "es-en.pharaoh"), "max_pairs": 40}],
         "max_steps": 2, "logging_steps": 1, "per_device_train_batch_size": 2, "learning_rate": 1e-3,
-        "use_cpu": True, "report_to": [], "save_strategy": "no", "save_model": False, "ddp_backend": "gloo",
+        "report_to": [], "save_strategy": "no", "save_model": False, **device,
     }, source="test", config_class=TaskConfig)
+
+
+def main() -> None:
+    out, tmp = Path(sys.argv[1]), Path(sys.argv[2])
+    config = continual_config(tmp, use_cpu=True, ddp_backend="gloo")
     rank, world = config.process_index, config.world_size
     if rank == 0:
         tiny_model_dir("mbert", tmp / "tiny")

@@ -16,14 +16,10 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from continual_ddp_step import NLI  # noqa: E402
+from continual_ddp_step import continual_config  # noqa: E402
 
-from amber_align.config_io import build_config  # noqa: E402
-from amber_align.demo import demo_dir  # noqa: E402
-from amber_align.tasks.config import TaskConfig  # noqa: E402
 from amber_align.tasks.runner import run_finetune  # noqa: E402
 from amber_align.trainers.continual import ContinualTaskTrainer  # noqa: E402
-
 
 TEACHERS: list[str] = []  # the type of each ContinualTaskTrainer's prepared teacher
 
@@ -41,17 +37,7 @@ def _record_teacher() -> None:
 
 def main() -> None:
     work = Path(sys.argv[1])
-    data = demo_dir() / "data"
-    (work / "dev-en.tsv").write_text(NLI, encoding="utf-8")
-    config = build_config({
-        "task": "nli", "model_name_or_path": str(work / "tiny"), "output_dir": str(work / "out"),
-        "train_data": str(work / "dev-en.tsv"), "eval_data": {"en": str(work / "dev-en.tsv")},
-        "continual_alignment": True, "continual_options": {"pretokenized": True}, "continual_batch_size": 4,
-        "continual_data": [{"file": str(data / "es-en.txt"), "format": "bar", "src_lang": "es", "tgt_lang": "en",
-                            "alignments": str(data / "es-en.pharaoh"), "max_pairs": 40}],
-        "max_steps": 2, "logging_steps": 1, "per_device_train_batch_size": 2, "learning_rate": 1e-3,
-        "report_to": [], "save_strategy": "no", "save_model": False,
-    }, source="test", config_class=TaskConfig)
+    config = continual_config(work)
     _record_teacher()
     report = run_finetune(config)
     if config.process_index == 0:
