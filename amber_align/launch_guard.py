@@ -10,7 +10,11 @@ CUDA, a config without ``use_cpu: true`` set up no process group: every process 
   ``torchrun`` with ``use_cpu: true`` already takes) and says so in a warning; a GPU-only backend (``nccl``) is
   refused;
 * :func:`check_launch_is_one_job` (every trainer, once its accelerator exists): a process launched as one of N
-  that nevertheless runs alone (``num_processes == 1``) is one ``ConfigError``, never a silent single run.
+  that nevertheless runs alone (``num_processes == 1``) is one ``ConfigError``, never a silent single run;
+* :func:`requested_cpu_processes`: ``accelerate launch --cpu --num_processes 2`` starts ONE process (accelerate's
+  simple launcher; several CPU processes need an MPI hostfile or a ``MULTI_CPU`` config), with no ``WORLD_SIZE``
+  and half the threads: the only trace of the 2 is the launcher's command line, so it is read there and the run is
+  refused with the launch forms that do start several processes.
 
 Under DeepSpeed (``accelerate launch`` with a DeepSpeed config, or a config's ``deepspeed`` field) on a machine
 without CUDA, ``use_cpu: true`` would turn DeepSpeed off: the guard sets ``ddp_backend: gloo`` instead (DeepSpeed's
@@ -31,7 +35,7 @@ from typing import Any
 from amber_align.errors import ConfigError
 
 __all__ = ["launched_world_size", "guard_cpu_launch", "check_launch_is_one_job", "deepspeed_launch",
-           "guard_deepspeed_precision"]
+           "guard_deepspeed_precision", "requested_cpu_processes"]
 
 logger = logging.getLogger(__name__)  # config code: no accelerate state yet
 
@@ -84,10 +88,51 @@ def guard_deepspeed_precision(config: Any) -> None:
         logger.info(f"{owner}: {launcher} on, as the launcher's DeepSpeed config asks (ACCELERATE_MIXED_PRECISION)")
 
 
+def _launcher_command_line() -> list[str]:
+    """The parent process's command line ([] when it cannot be read)."""
+    try:
+        import psutil  # an accelerate dependency
+
+        return list(psutil.Process(os.getppid()).cmdline())
+    except Exception:  # noqa: BLE001 - no psutil, no permission, the parent gone: nothing to judge
+        return []
+
+
+def requested_cpu_processes(command_line: list[str] | None = None) -> int | None:
+    """The ``--num_processes`` of an ``accelerate launch --cpu`` (or ``use_cpu``) that started this process through
+    accelerate's simple launcher (``ACCELERATE_USE_CPU`` set, no ``WORLD_SIZE``); None otherwise. ``command_line``:
+    the launcher's, read from the parent process by default."""
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true", "yes") or "WORLD_SIZE" in os.environ:
+        return None
+    line = _launcher_command_line() if command_line is None else command_line
+    if not any("accelerate" in part for part in line[:4]) or any("mpirun_hostfile" in part for part in line):
+        return None
+    for i, part in enumerate(line):
+        value = None
+        if part in ("--num_processes", "--num-processes") and i + 1 < len(line):
+            value = line[i + 1]
+        elif part.startswith(("--num_processes=", "--num-processes=")):
+            value = part.split("=", 1)[1]
+        if value is not None:
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
 def guard_cpu_launch(config: Any) -> None:
     """Make a multi-process launch on a machine without CUDA a synchronised gloo job (see the module docstring)."""
     guard_deepspeed_precision(config)
     world = launched_world_size()
+    requested = requested_cpu_processes() if world <= 1 else None
+    if requested is not None and requested > 1:
+        raise ConfigError(
+            f"accelerate launch --cpu --num_processes {requested} started one process, not {requested} (accelerate's "
+            "simple launcher runs a --cpu launch as a single process without an MPI hostfile), so it would train alone "
+            "on half the threads; for several CPU processes use torchrun --nproc_per_node "
+            f"{requested} (use_cpu: true), or accelerate launch --config_file recipes/accelerate/multi_gpu.yaml "
+            f"--num_processes {requested} with use_cpu: true in the config (docs/distributed.md)")
     if world <= 1 or getattr(config, "use_cpu", False) or _has_accelerator():
         return
     owner = type(config).__name__

@@ -83,6 +83,56 @@ def test_a_launch_without_use_cpu_on_a_machine_without_cuda_trains_as_one_synchr
         assert torch.allclose(two["grads"][name], g, atol=1e-6, rtol=1e-4), name
 
 
+def test_requested_cpu_processes_reads_the_accelerate_command_line(monkeypatch):
+    from amber_align.launch_guard import requested_cpu_processes
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+    launch = ["/venv/bin/python", "/venv/bin/accelerate", "launch", "--cpu"]
+    assert requested_cpu_processes(launch + ["--num_processes", "2", "-m", "amber_align", "align"]) == 2
+    assert requested_cpu_processes(launch + ["--num_processes=3", "train.py"]) == 3
+    assert requested_cpu_processes(["python", "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+                                    "x.py"]) == 2
+    assert requested_cpu_processes(launch + ["train.py"]) is None  # no --num_processes: one process asked for
+    assert requested_cpu_processes(launch + ["--num_processes", "2", "--mpirun_hostfile", "h", "x.py"]) is None
+    assert requested_cpu_processes(["bash", "run.sh", "--num_processes", "2"]) is None  # not accelerate's launcher
+    monkeypatch.setenv("WORLD_SIZE", "2")  # a real multi-process launch: the other guards judge it
+    assert requested_cpu_processes(launch + ["--num_processes", "2", "x.py"]) is None
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.delenv("ACCELERATE_USE_CPU")  # not started by accelerate's simple launcher
+    assert requested_cpu_processes(launch + ["--num_processes", "2", "x.py"]) is None
+
+
+@pytest.mark.distributed
+def test_accelerate_cpu_launch_of_two_processes_that_starts_one_is_refused(tmp_path):
+    """`accelerate launch --cpu --num_processes 2 -m amber_align align …` starts one process (accelerate's simple
+    launcher), which trained alone on half the threads and exited 0 with a card saying "1 × CPU" (issue 25 item 3):
+    now our process exits 2 with one line naming the launch forms that do start two processes, before any
+    training."""
+    import yaml
+    from helpers import tiny_model_dir
+
+    from amber_align.demo import demo_dir
+
+    data = demo_dir() / "data"
+    config = {"method": "cao", "model_name_or_path": str(tiny_model_dir("mbert", tmp_path / "tiny")),
+              "output_dir": str(tmp_path / "out"), "pretokenized": True, "max_steps": 2, "report_to": [],
+              "train_data": [{"file": str(data / "de-en.txt"), "format": "bar", "src_lang": "de", "tgt_lang": "en",
+                              "alignments": str(data / "de-en.pharaoh"), "max_pairs": 8}]}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("WORLD_SIZE", None)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "-m", "amber_align",
+           "align", "--config", str(tmp_path / "c.yaml")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=280, env=env)
+    # our process exits 2 with one line; accelerate's launcher then fails with its own CalledProcessError
+    assert proc.returncode != 0 and "returned non-zero exit status 2" in proc.stderr
+    assert "accelerate launch --cpu --num_processes 2 started one process, not 2" in proc.stderr
+    frames = [line for line in proc.stderr.splitlines() if line.strip().startswith('File "')]
+    assert not [f for f in frames if "/amber_align/" in f]  # no traceback of ours (accelerate's frames only)
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
 def test_launch_guard_refuses_a_gpu_backend_and_a_process_that_runs_alone(monkeypatch, tmp_path):
     from types import SimpleNamespace
 
