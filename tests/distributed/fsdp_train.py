@@ -2,9 +2,9 @@
 (``accelerate launch`` with recipes/accelerate/fsdp.yaml, forced onto the CPU processes by the test-only
 ``fsdp_cpu_shim``). tests/test_fsdp.py compares the saved weights and the logged loss parts.
 
-The tiny model folder (``WORK/tiny``: a seeded model on the real mBERT vocabulary, dropout off, so every launch starts
-from the same weights, MLM head included) is written by the test before the launch; the trainer loads the model and
-the frozen teacher itself. Rank 0 writes the log history to ``WORK/log.json``; the model goes to ``WORK/final``.
+The tiny model folder (``WORK/tiny``: a seeded model on the real mBERT vocabulary, or XLM-R's for ``amber_xlmr``,
+dropout off, so every launch starts from the same weights, MLM head included) is written by the test before the
+launch; the trainer loads the model and the frozen teacher itself. Rank 0 writes the log history to ``WORK/log.json``; the model goes to ``WORK/final``.
 Extra ``key=value`` arguments go to the config (``save_strategy=steps``, ``resume_from_checkpoint=…`` resumes).
 
 Run: torchrun --standalone --nproc_per_node 2 tests/distributed/fsdp_train.py WORK METHOD ddp [key=value …]
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fsdp_cpu_shim  # noqa: E402,F401  (before any Accelerator exists)
-from helpers import mbert_tokenizer  # noqa: E402
+from helpers import mbert_tokenizer, xlmr_tokenizer  # noqa: E402
 
 from amber_align.trainers import AmberConfig, AmberTrainer, CaoConfig, CaoTrainer  # noqa: E402
 from test_cao_trainer import demo_pairs  # noqa: E402
@@ -58,11 +58,11 @@ def main() -> None:
     common.update(extra)
     if method == "cao":
         args, trainer_class = CaoConfig(**common), CaoTrainer
-    elif method == "amber":
+    elif method in ("amber", "amber_xlmr"):
         args, trainer_class = AmberConfig(**{**AMBER_WEIGHTS, **common}), AmberTrainer
     else:
         args, trainer_class = AmberConfig(**{**ENCODER_WEIGHTS, **common}), AmberTrainer
-    tok = mbert_tokenizer()
+    tok = xlmr_tokenizer() if method.endswith("_xlmr") else mbert_tokenizer()
     trainer = trainer_class(args=args, train_dataset=demo_pairs(tok, N), processing_class=tok)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(work / "final"))
