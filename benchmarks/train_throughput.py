@@ -246,6 +246,9 @@ def run_one(method: str, fast: bool, opts: argparse.Namespace, data: Any, tokeni
             trainer.teacher = GradKeepingTeacher(trainer.teacher)
     wrapped = trainer.accelerator.prepare_model(trainer.model)
     wrapped.train()
+    # set by Trainer's training loop, read by training_step in transformers 5.17 (the GPU image's version): the
+    # steps timed here are called outside that loop, one batch per optimizer step
+    trainer.current_gradient_accumulation_steps = 1
     trainer.create_optimizer()
     optimizer = trainer.optimizer
     batches = list(trainer.get_train_dataloader())
