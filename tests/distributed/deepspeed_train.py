@@ -1,6 +1,7 @@
 """A few training steps of Cao or AMBER, then ``save_model`` (``train_and_save.py``): run under DDP (torchrun, gloo)
 or DeepSpeed ZeRO-2/3 (``accelerate launch`` with recipes/accelerate/deepspeed_zero{2,3}.yaml; on a machine without
-CUDA DeepSpeed's CPU accelerator runs on gloo). tests/test_deepspeed.py compares the saved weights and the logged loss parts.
+CUDA DeepSpeed's CPU accelerator runs on gloo). tests/test_deepspeed.py compares the saved weights and the logged
+loss parts.
 
 The tiny model folder (``WORK/tiny``: a seeded BertForMaskedLM, dropout off, so every launch starts from the same
 weights, MLM head included) is written by the test before the launch. The trainer loads the
