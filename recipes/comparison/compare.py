@@ -23,7 +23,8 @@ has one, ``--seeds`` fine-tuning seeds, mean ± std; ``nli_continual``: the same
 loss on during fine-tuning (for the methods in ``--continual_methods``; for those, the fine-tuned encoder of
 ``--forgetting_seed`` is measured again, Tatoeba and word distances, to show what fine-tuning did to the alignment);
 NER = CoNLL-2003 en train → CoNLL-2002 es/nl test (entity F1) and QA = TyDiQA-GoldP en train → XQuAD (F1), for
-the methods in ``--task_methods`` (the costlier tasks).
+the methods in ``--task_methods`` (the costlier tasks); ``ner_features`` = Wang et al.'s feature-based NER on the
+frozen encoder with and without refinement maps (``wang_ner.py``), for the same methods.
 
 Every unit (a method's alignment, one evaluation) writes its result atomically and is skipped when present, so an
 interrupted run resumes where it stopped. At the end: ``comparison.md`` (tables), ``comparison.json`` and plots.
@@ -54,12 +55,13 @@ from amber_align.io_utils import atomic_write_text
 from amber_align.logging_utils import get_logger
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_settings import SETTINGS, check_settings  # noqa: E402,F401  (SETTINGS: re-exported for the tests)
 from comparison_report import (ALIGN_LANGUAGES, NER_LANGUAGES, NLI_LANGUAGES, PRIMARY, QA_LANGUAGES,  # noqa: E402
                                TASKS, TITLES, XSR_LANGUAGES, aggregate, sanity_gate)
 
 __all__ = ["METHODS", "ALIGN_LANGUAGES", "XSR_LANGUAGES", "NLI_LANGUAGES", "NER_LANGUAGES", "QA_LANGUAGES",
-           "TITLES", "PRIMARY", "TASKS", "align_method", "xsr_unit", "aer_unit", "task_unit", "aggregate",
-           "sanity_gate", "main"]
+           "TITLES", "PRIMARY", "TASKS", "align_method", "xsr_unit", "aer_unit", "task_unit", "ner_features_unit",
+           "aggregate", "sanity_gate", "main"]
 
 logger = get_logger(__name__)
 
@@ -288,6 +290,23 @@ def task_unit(name: str, model_dir: str, task: str, seed: int, args: argparse.Na
                          "seconds": round(time.time() - started, 1)})
 
 
+def ner_features_unit(name: str, model_dir: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Wang et al.'s own measurement (``wang_ner.py``): feature-based zero-shot NER on the frozen encoder, the
+    ``--ner_seeds``, with and without refinement maps for the NER languages that have parallel data."""
+    path = args.out / "results" / name / "ner_features.json"
+    if (done := _done(path)) is not None:
+        return done
+    from wang_ner import feature_ner_scores
+
+    files = _task_values("ner", args)
+    mapped = [lang for lang in files["eval_data"] if lang in args.align_languages]
+    started = time.time()
+    scores = feature_ner_scores(model_dir, files["train_data"], files["eval_data"],
+                                _sources(args.corpus, args.max_pairs, tuple(mapped)), seeds=args.ner_seeds,
+                                max_train_examples=args.ner_train_examples, links_dir=str(args.out / "links"))
+    return _write(path, {"method": name, **scores, "seconds": round(time.time() - started, 1)})
+
+
 def _measures_forgetting(name: str, task: str, seed: int, args: argparse.Namespace) -> bool:
     return task in ("nli", "nli_continual") and name in args.continual_methods and seed == args.forgetting_seed
 
@@ -334,47 +353,6 @@ def forgetting_unit(name: str, model_dir: str, tuned_dir: str, task: str, seed: 
                          "distance_language": DISTANCE_LANGUAGE, "distance_pairs": DISTANCE_PAIRS})
 
 
-# The arguments that change a result: a run folder holds results of one setting only.
-SETTINGS = ("model", "corpus", "max_pairs", "align_steps", "pairs_per_language", "align_lr", "align_seed",
-            "align_languages", "control_languages", "xsr_layers", "aer_layer", "freeze_word_embeddings", "nli_lr",
-            "nli_epochs", "nli_eval_examples", "ner_lr", "ner_epochs", "ner_train_examples", "qa_lr", "qa_epochs")
-# A task's own settings change only that task's units: a staged run may choose them when the stage starts, i.e.
-# while no result of the task exists yet (stage (b) of docs/results-e5.md set the NLI ones after stage (a) ran).
-TASK_SETTINGS = {"nli": ("nli", "nli_continual"), "ner": ("ner",), "qa": ("qa",)}
-
-
-def _settings_tasks(key: str) -> tuple[str, ...] | None:
-    """The tasks a setting changes, or None when it changes every unit."""
-    return TASK_SETTINGS.get(key.split("_", 1)[0])
-
-
-def _has_results(out: Path, tasks: tuple[str, ...]) -> bool:
-    return any(any((out / "results").glob(f"*/{task}_seed*.json")) for task in tasks)
-
-
-def check_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """Record the result-changing arguments in ``out/settings.json``; refuse to resume a folder made with others
-    (its finished units would be mixed with new ones in one table). A task's own settings (``--nli_*``, ``--ner_*``,
-    ``--qa_*``) may change while that task has no result in the folder: they are recorded with a log line."""
-    current = {key: str(getattr(args, key)) for key in SETTINGS}
-    path = args.out / "settings.json"
-    if path.exists():
-        stored = json.loads(path.read_text())
-        changed = {k: (stored.get(k), v) for k, v in current.items() if stored.get(k) != v}
-        blocking = {k: c for k, c in changed.items()
-                    if (tasks := _settings_tasks(k)) is None or _has_results(args.out, tasks)}
-        if blocking:
-            parser.error(f"{path} was written with other settings: "
-                         + ", ".join(f"--{k} {old!r} there, {new!r} now" for k, (old, new) in blocking.items())
-                         + "; use another --out or the same arguments")
-        if changed:
-            logger.info("%s: %s set before their task's first result", path,
-                        ", ".join(f"--{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()))
-            _write(path, current)
-        return
-    _write(path, current)
-
-
 def _ints(parser: argparse.ArgumentParser, flag: str, text: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
@@ -389,7 +367,7 @@ def check_inputs(args: argparse.Namespace, tasks: set[str], methods: list[str],
     from amber_align.errors import AmberAlignError
     from amber_align.tasks.retrieval import tatoeba_code
 
-    if any(METHODS[m] is not None or m == "procrustes" for m in methods) or "nli_continual" in tasks:
+    if any(METHODS[m] is not None or m == "procrustes" for m in methods) or tasks & {"nli_continual", "ner_features"}:
         for source in _sources(args.corpus, args.max_pairs, args.align_languages):
             for key in ("src_file", "tgt_file"):
                 if not Path(source[key]).is_file():
@@ -423,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="the research data (default: $AMBER_ALIGN_SHARED_DATA, else ../shared/data)")
     parser.add_argument("--out", type=Path, default=Path("runs/mini_comparison"))
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--tasks", default="xsr,aer,nli,nli_continual,ner,qa", help=f"some of {TASKS}")
+    parser.add_argument("--tasks", default=",".join(TASKS), help=f"some of {TASKS}")
     parser.add_argument("--seeds", default="0,1", help="NLI fine-tuning seeds")
     parser.add_argument("--ner_seeds", default="0,1,2")
     parser.add_argument("--qa_seeds", default="0,1")
@@ -494,6 +472,8 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             for seed in seeds:
                 task_unit(name, model_dir, task, seed, args)
+        if "ner_features" in tasks and name in task_methods:
+            ner_features_unit(name, model_dir, args)
     # The tables cover every method with results under --out, not only this invocation's --methods: a staged run
     # (--methods none, then --methods cao_mean, ...) must not leave a comparison.md that lists the last stage only.
     result = aggregate(args.out, [m for m in METHODS if (args.out / "results" / m).is_dir()], Path(args.model))

@@ -28,9 +28,11 @@ NER_LANGUAGES = ("en", "es", "nl")
 QA_LANGUAGES = ("en", "ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 TITLES = {"nli": "XNLI accuracy (XNLI-en dev → XNLI test)",
           "nli_continual": "XNLI accuracy with continual alignment during fine-tuning (XNLI-en dev → XNLI test)",
-          "ner": "NER entity F1 (CoNLL-2003 en → CoNLL-2002 es/nl)", "qa": "QA F1 (TyDiQA-GoldP en → XQuAD)"}
+          "ner": "NER entity F1 (CoNLL-2003 en → CoNLL-2002 es/nl)", "qa": "QA F1 (TyDiQA-GoldP en → XQuAD)",
+          "ner_features": "Wang et al.'s feature-based NER: entity F1 of a BiLSTM-CRF on the frozen encoder's last "
+                          "four layers (CoNLL-2003 en → CoNLL-2002 es/nl), without and with refinement maps"}
 TASK_LANGUAGES = {"nli": NLI_LANGUAGES, "nli_continual": NLI_LANGUAGES, "ner": NER_LANGUAGES, "qa": QA_LANGUAGES}
-TASKS = ("xsr", "aer", "nli", "nli_continual", "ner", "qa")
+TASKS = ("xsr", "aer", "nli", "nli_continual", "ner", "ner_features", "qa")
 PRIMARY = {"nli": "accuracy", "nli_continual": "accuracy", "ner": "f1", "qa": "f1"}
 
 
@@ -109,6 +111,33 @@ def _task_lines(task: str, per_method: dict[str, list[dict[str, Any]]], summary:
     return lines + [""]
 
 
+def _feature_ner_lines(per_method: dict[str, list[dict[str, Any]]], summary: dict[str, Any]) -> list[str]:
+    """Feature-based NER (``wang_ner.py``): F1 mean ± std over the seeds per language without maps ("joint"), with
+    the refinement maps, and the paired per-seed difference (the same seed trains the same English tagger)."""
+    from wang_ner import paired_delta
+
+    first = next(iter(per_method.values()))[0]
+    langs, mapped = list(first["joint"]), list(first["refined"])
+    lines = [f"### {TITLES['ner_features']}", "",
+             "| method | seeds | " + " | ".join(langs) + "".join(f" | {m} + maps | Δ {m} (paired)" for m in mapped)
+             + " |", "|---|---:|" + "---:|" * (len(langs) + 2 * len(mapped))]
+    for name, (result, *_) in per_method.items():
+        n = len(result["seeds"])
+        cells = [str(n)] + [_cell(*_mean_std(result["joint"][lang]), n) for lang in langs]
+        for lang in mapped:
+            delta, spread = paired_delta(result["refined"][lang], result["joint"][lang])
+            paired = f"{delta:+.1f} ± {spread:.1f}" if n > 1 else f"{delta:+.1f}"
+            cells += [_cell(*_mean_std(result["refined"][lang]), n), paired]
+            summary.setdefault(name, {})[f"ner_features_delta_{lang}"] = delta
+        summary.setdefault(name, {})["ner_features"] = statistics.fmean(
+            statistics.fmean(v) for lang, v in result["joint"].items() if lang != "en")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    layers = ", ".join(str(layer) for layer in first["layers"])
+    return lines + [f"Layers {layers} (hidden-state indices), {first['train_sentences']:,} English training sentences; "
+                    "orthogonal maps (τ = 0.9) fit per language on the corpus's pairs with eflomal links; a "
+                    "language without parallel data is measured without maps only.", ""]
+
+
 def _forgetting_lines(results: list[tuple[str, dict[str, Any]]], summary: dict[str, Any]) -> list[str]:
     """Alignment of the encoder before and after English fine-tuning (plain and continual): what "forgetting"
     means (Efimov et al. 2022). Tatoeba avg of the aligned languages per layer, and the mean related / unrelated
@@ -142,7 +171,7 @@ def aggregate(out: Path, methods: list[str], model: Path | None = None) -> dict[
             if path.name.startswith("forgetting_"):
                 forgetting.append((name, result))
                 continue
-            entry = result if result["task"] in ("xsr", "aer") else result["scores"]
+            entry = result if result["task"] in ("xsr", "aer", "ner_features") else result["scores"]
             table.setdefault(result["task"], {}).setdefault(name, []).append(entry)
     lines: list[str] = []
     summary: dict[str, Any] = {}
@@ -151,6 +180,8 @@ def aggregate(out: Path, methods: list[str], model: Path | None = None) -> dict[
             lines += _xsr_lines(per_method, summary)
         elif task == "aer":
             lines += _aer_lines(per_method, summary)
+        elif task == "ner_features":
+            lines += _feature_ner_lines(per_method, summary)
         else:
             lines += _task_lines(task, per_method, summary)
     lines += _forgetting_lines(forgetting, summary)
