@@ -94,3 +94,22 @@ def test_ner_settings_are_fixed_once_feature_ner_has_a_result(tmp_path, capsys):
     with pytest.raises(SystemExit):
         compare.check_settings(args, parser)
     assert "--ner_train_examples '2' there, '3' now" in capsys.readouterr().err
+
+
+def test_one_tagger_per_seed_scores_both_conditions(tmp_path, monkeypatch):
+    """Identity maps make the refined features the joint ones: the two conditions' scores must then be equal seed
+    for seed (each seed's tagger scores both; a difference would come from the maps alone)."""
+    import amber_align.refinement.wang as wang
+
+    def identity(model, tokenizer, pairs, *, layers, **_):
+        eye = torch.eye(int(model.config.hidden_size))
+        return wang.RefinementMaps(maps={layer: eye for layer in layers}, method="orthogonal", languages=("es",),
+                                   tau=None)
+
+    monkeypatch.setattr(wang, "fit_refinement", identity)
+    model = tiny_model_dir("mbert", tmp_path / "model")
+    args = argparse.Namespace(out=tmp_path / "out", data=_data_tree(tmp_path / "data"),
+                              corpus=_corpus(tmp_path / "corpus", 5), max_pairs=5, align_languages=("es",),
+                              ner_seeds=[0, 1], ner_train_examples=None, ner_lr=5e-4, ner_epochs=3)
+    result = compare.ner_features_unit("none", str(model), args)
+    assert result["refined"]["es"] == result["joint"]["es"]

@@ -36,29 +36,46 @@ def feature_ner_scores(model_dir: str, train_file: str, eval_files: Mapping[str,
                        map_sources: Sequence[Mapping[str, Any]], *, seeds: Sequence[int],
                        max_train_examples: int | None, links_dir: str) -> dict[str, Any]:
     """Entity F1 per seed of every ``eval_files`` language with the encoder as it is (``joint``) and, for each
-    language of ``map_sources`` (``compare.py`` corpus entries), with its refinement maps (``refined``)."""
+    language of ``map_sources`` (``compare.py`` corpus entries), with its refinement maps (``refined``). One tagger
+    per seed scores both conditions (the paired design; the tagger is the costly part on a CPU)."""
     from amber_align.diagnostics.run import linked_pairs
     from amber_align.modeling import load_encoder, load_tokenizer
     from amber_align.refinement.wang import fit_refinement
-    from amber_align.tasks.feature_ner import run_feature_ner
-    from amber_align.tasks.ner_data import load_ner
+    from amber_align.tasks.feature_ner import extract_word_features, predict_feature_tags, train_feature_tagger
+    from amber_align.tasks.metrics import ner_scores
+    from amber_align.tasks.ner_data import apply_label_mapping, load_ner
+    from amber_align.tasks.preprocess import ner_label_list
 
     model, tokenizer = load_encoder(model_dir).eval(), load_tokenizer(model_dir)
     layers = wang_layers(int(model.config.num_hidden_layers))
     train = load_ner({"file": train_file, "max_examples": max_train_examples}, lang="en")
-    evals = {lang: load_ner(path, lang=lang) for lang, path in eval_files.items()}
-    joint = run_feature_ner(model, tokenizer, train, evals, layers=layers, seeds=list(seeds))
-    refined: dict[str, list[float]] = {}
+    label_list = ner_label_list(train["ner_tags"])
+    train = apply_label_mapping(train, label_list, None, source="train set (en)")
+    train_x, train_present = extract_word_features(model, tokenizer, train, foreign=False, layers=layers,
+                                                   return_mask=True)
+    # (condition, language) -> (features, present, gold tags)
+    sets: dict[tuple[str, str], tuple[Any, Any, list[list[str]]]] = {}
+    evals = {lang: apply_label_mapping(load_ner(path, lang=lang), label_list, None, source=f"eval set {lang!r}")
+             for lang, path in eval_files.items()}
+    for lang, ds in evals.items():
+        sets["joint", lang] = (*extract_word_features(model, tokenizer, ds, foreign=False, layers=layers,
+                                                      return_mask=True), [list(t) for t in ds["ner_tags"]])
     fits: dict[str, dict[str, Any]] = {}
     for source in map_sources:
         lang = source["src_lang"]
         pairs = linked_pairs(source, tokenizer, options={"symmetrization": "grow-diag-final-and",
                                                           "alignment_cache_dir": links_dir})
         maps = fit_refinement(model, tokenizer, pairs, layers=layers, method="orthogonal", tau=0.9)
-        result = run_feature_ner(model, tokenizer, train, {lang: evals[lang]}, maps=maps, layers=layers,
-                                 seeds=list(seeds))
-        refined[lang] = result[lang]["f1"]
+        sets["refined", lang] = (*extract_word_features(model, tokenizer, evals[lang], maps=maps, foreign=True,
+                                                        layers=layers, return_mask=True), sets["joint", lang][2])
         fits[lang] = {"pairs": len(pairs), "links": maps.meta.get("num_links"),
                       "links_fit": maps.meta.get("num_links_fit"), "unmapped_words": len(maps.unmapped_words)}
+    scores: dict[str, dict[str, list[float]]] = {"joint": {}, "refined": {}}
+    for seed in seeds:
+        tagger = train_feature_tagger(train_x, [list(t) for t in train["ner_tags"]], label_list,
+                                      present=train_present, seed=seed)
+        for (condition, lang), (x, present, gold) in sets.items():
+            pred = predict_feature_tags(tagger, x, present=present)
+            scores[condition].setdefault(lang, []).append(float(ner_scores(gold, pred)["f1"]))
     return {"task": "ner_features", "layers": list(layers), "seeds": list(seeds), "train_sentences": len(train),
-            "joint": {lang: joint[lang]["f1"] for lang in evals}, "refined": refined, "maps": fits}
+            "joint": scores["joint"], "refined": scores["refined"], "maps": fits}
