@@ -113,3 +113,17 @@ def test_one_tagger_per_seed_scores_both_conditions(tmp_path, monkeypatch):
                               ner_seeds=[0, 1], ner_train_examples=None, ner_lr=5e-4, ner_epochs=3)
     result = compare.ner_features_unit("none", str(model), args)
     assert result["refined"]["es"] == result["joint"]["es"]
+
+
+def test_a_missing_ner_file_exits_2_naming_it_before_the_encoder_runs(tmp_path, capsys):
+    data = _data_tree(tmp_path / "data")
+    (data / "ner" / "conll_yuto16" / "conll2002" / "ned.testb").unlink()
+    argv = ["--model", str(tiny_model_dir("mbert", tmp_path / "model")), "--data", str(data),
+            "--corpus", str(_corpus(tmp_path / "corpus", 5)), "--out", str(tmp_path / "out"), "--methods", "none",
+            "--tasks", "ner_features", "--align_languages", "es", "--control_languages", ""]
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(argv)
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # progress bars (the tiny model's save) come first
+    assert last.startswith("error: ") and "ned.testb" in last and "cannot be read" in last
+    assert not (tmp_path / "out" / "results" / "none" / "ner_features.json").exists()

@@ -61,7 +61,7 @@ from comparison_report import (ALIGN_LANGUAGES, NER_LANGUAGES, NLI_LANGUAGES, PR
 
 __all__ = ["METHODS", "ALIGN_LANGUAGES", "XSR_LANGUAGES", "NLI_LANGUAGES", "NER_LANGUAGES", "QA_LANGUAGES",
            "TITLES", "PRIMARY", "TASKS", "align_method", "xsr_unit", "aer_unit", "task_unit", "ner_features_unit",
-           "aggregate", "sanity_gate", "main"]
+           "aggregate", "sanity_gate", "main", "run"]
 
 logger = get_logger(__name__)
 
@@ -455,6 +455,16 @@ def main(argv: list[str] | None = None) -> None:
     task_methods = {m.strip() for m in args.task_methods.split(",")}
     check_inputs(args, tasks, methods, parser)
     check_settings(args, parser)
+    from amber_align.errors import AmberAlignError
+
+    try:
+        run(args, tasks, methods, task_methods)
+    except AmberAlignError as err:  # bad data or a bad environment: one line, exit 2 (finished units are kept)
+        parser.exit(2, f"error: {err}\n")
+
+
+def run(args: argparse.Namespace, tasks: set[str], methods: list[str], task_methods: set[str]) -> None:
+    """Every unit of ``methods`` × ``tasks`` not yet in ``--out``, then the tables and plots of the folder."""
     args.model = resolve_model(args.model)
     started = time.time()
     for name in methods:

@@ -46,17 +46,18 @@ def feature_ner_scores(model_dir: str, train_file: str, eval_files: Mapping[str,
     from amber_align.tasks.ner_data import apply_label_mapping, load_ner
     from amber_align.tasks.preprocess import ner_label_list
 
-    model, tokenizer = load_encoder(model_dir).eval(), load_tokenizer(model_dir)
-    layers = wang_layers(int(model.config.num_hidden_layers))
+    # every file is read and checked before the encoder runs: a bad file fails in seconds, not after the features
     train = load_ner({"file": train_file, "max_examples": max_train_examples}, lang="en")
     label_list = ner_label_list(train["ner_tags"])
     train = apply_label_mapping(train, label_list, None, source="train set (en)")
+    evals = {lang: apply_label_mapping(load_ner(path, lang=lang), label_list, None, source=f"eval set {lang!r}")
+             for lang, path in eval_files.items()}
+    model, tokenizer = load_encoder(model_dir).eval(), load_tokenizer(model_dir)
+    layers = wang_layers(int(model.config.num_hidden_layers))
     train_x, train_present = extract_word_features(model, tokenizer, train, foreign=False, layers=layers,
                                                    return_mask=True)
     # (condition, language) -> (features, present, gold tags)
     sets: dict[tuple[str, str], tuple[Any, Any, list[list[str]]]] = {}
-    evals = {lang: apply_label_mapping(load_ner(path, lang=lang), label_list, None, source=f"eval set {lang!r}")
-             for lang, path in eval_files.items()}
     for lang, ds in evals.items():
         sets["joint", lang] = (*extract_word_features(model, tokenizer, ds, foreign=False, layers=layers,
                                                       return_mask=True), [list(t) for t in ds["ner_tags"]])
