@@ -12,6 +12,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
 
 from amber_align.tokenization import load_mbert_tokenizer
+from amber_align.tasks.retrieval import tatoeba_code
 from helpers import load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -404,7 +405,14 @@ def test_a_staged_run_tabulates_every_method_with_results(tmp_path, capsys):
     compare._write(tmp_path / "results" / "cao_mean" / "nli_seed0.json",
                    {"method": "cao_mean", "task": "nli", "seed": 0,
                     "scores": {lang: 40.0 for lang in compare.NLI_LANGUAGES}})
-    compare.main(["--methods", "none", "--tasks", "xsr", "--out", str(tmp_path), "--model", str(tmp_path / "m")])
+    tatoeba = tmp_path / "data" / "xsr" / "tatoeba"  # the input check needs the Tatoeba files, not the research data
+    tatoeba.mkdir(parents=True)
+    for lang in compare.XSR_LANGUAGES:
+        code = tatoeba_code(lang)
+        for side in (code, "eng"):
+            (tatoeba / f"tatoeba.{code}-eng.{side}").write_text("x\n")
+    compare.main(["--methods", "none", "--tasks", "xsr", "--out", str(tmp_path), "--model", str(tmp_path / "m"),
+                  "--data", str(tmp_path / "data")])
     summary = json.loads((tmp_path / "comparison.json").read_text())["summary"]
     assert summary == {"none": {"xsr": 1.0}, "cao_mean": {"nli": 40.0, "nli_std": 0.0, "nli_seeds": 1}}
     assert "| cao_mean | 1 |" in (tmp_path / "comparison.md").read_text()
