@@ -72,9 +72,9 @@ def feature_ner_scores(model_dir: str, train_file: str, eval_files: Mapping[str,
         fits[lang] = {"pairs": len(pairs), "links": maps.meta.get("num_links"),
                       "links_fit": maps.meta.get("num_links_fit"), "unmapped_words": len(maps.unmapped_words)}
     scores: dict[str, dict[str, list[float]]] = {"joint": {}, "refined": {}}
+    train_tags = [list(t) for t in train["ner_tags"]]  # read once: a datasets column converts on every access
     for seed in seeds:
-        tagger = train_feature_tagger(train_x, [list(t) for t in train["ner_tags"]], label_list,
-                                      present=train_present, seed=seed)
+        tagger = train_feature_tagger(train_x, train_tags, label_list, present=train_present, seed=seed)
         for (condition, lang), (x, present, gold) in sets.items():
             pred = predict_feature_tags(tagger, x, present=present)
             scores[condition].setdefault(lang, []).append(float(ner_scores(gold, pred)["f1"]))
