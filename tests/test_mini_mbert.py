@@ -414,5 +414,21 @@ def test_a_staged_run_tabulates_every_method_with_results(tmp_path, capsys):
     compare.main(["--methods", "none", "--tasks", "xsr", "--out", str(tmp_path), "--model", str(tmp_path / "m"),
                   "--data", str(tmp_path / "data")])
     summary = json.loads((tmp_path / "comparison.json").read_text())["summary"]
-    assert summary == {"none": {"xsr": 1.0}, "cao_mean": {"nli": 40.0, "nli_std": 0.0, "nli_seeds": 1}}
+    assert summary == {"none": {"xsr": 1.0}, "cao_mean": {"nli": 40.0, "nli_std": 0.0, "nli_seeds": 1,
+                                                          "nli_gap": 0.0, "nli_gap_std": 0.0}}
     assert "| cao_mean | 1 |" in (tmp_path / "comparison.md").read_text()
+
+
+def test_the_task_table_gives_the_transfer_gap_per_seed(tmp_path):
+    # XTREME's transfer gap, en minus the zero-shot average, per seed: seed 0 en 60 / others 50 (gap 10), seed 1
+    # en 66 / others 54 (gap 12) -> 11.0 +- sqrt(2) = 1.4; the averages themselves 52.0 +- 2.8.
+    report = load_recipe("recipes/comparison/comparison_report.py")
+    for seed, (en, other) in enumerate([(60.0, 50.0), (66.0, 54.0)]):
+        scores = {lang: (en if lang == "en" else other) for lang in compare.NLI_LANGUAGES}
+        compare._write(tmp_path / "results" / "none" / f"nli_seed{seed}.json",
+                       {"method": "none", "task": "nli", "seed": seed, "scores": scores})
+    result = report.aggregate(tmp_path, ["none"])
+    assert result["summary"]["none"]["nli_gap"] == pytest.approx(11.0)
+    assert result["summary"]["none"]["nli_gap_std"] == pytest.approx(2 ** 0.5)
+    row = next(line for line in result["markdown"].splitlines() if line.startswith("| none |"))
+    assert row.endswith("| **52.0 ± 2.8** | 11.0 ± 1.4 |")
