@@ -178,6 +178,8 @@ def aggregate(out: Path, methods: list[str], model: Path | None = None) -> dict[
     for name in methods:
         for path in sorted((out / "results" / name).glob("*.json")):
             result = json.loads(path.read_text())
+            if "task" not in result:  # not a unit's result (an alignment's align_summary.json copied beside them)
+                continue
             if path.name.startswith("forgetting_"):
                 forgetting.append((name, result))
                 continue
