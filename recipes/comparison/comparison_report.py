@@ -115,8 +115,9 @@ def _task_lines(task: str, per_method: dict[str, list[dict[str, Any]]], summary:
         gaps = [r["en"] - avg for r, avg in zip(runs, averages) if "en" in r]
         gap = ""
         if gaps:
-            summary[name][f"{task}_gap"], summary[name][f"{task}_gap_std"] = _mean_std(gaps)
-            gap = _cell(*_mean_std(gaps), len(gaps))
+            gap_mean, gap_std = _mean_std(gaps)
+            summary[name][f"{task}_gap"], summary[name][f"{task}_gap_std"] = gap_mean, gap_std
+            gap = _cell(gap_mean, gap_std, len(gaps))
         lines.append(f"| {name} | " + " | ".join(cells) + f" | **{_cell(mean, std, len(runs))}** | {gap} |")
     return lines + [""]
 
